@@ -1,0 +1,3 @@
+from codabench_kit.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""The project's own exceptions. Core code raises these; only the CLI turns them into click errors."""
+
+
+class CbkError(Exception):
+    """Base class: a failure the user can understand and usually fix."""
+
+
+class DataError(CbkError):
+    """The training or evaluation data is not what cbk expects."""
+
+
+class PluginError(CbkError):
+    """A plugin or component is missing, broken, or clashes with another."""
+
+
+class UnknownComponentError(PluginError):
+    """A component name that no installed plugin registers."""
+
+
+class DuplicateComponentError(PluginError):
+    """Two plugins register the same component name."""
+
+
+class OptionError(CbkError):
+    """A component option (``--set name.key=value`` or cbk.toml) is unknown or malformed."""
+
+
+class BuildError(CbkError):
+    """A build stage failed."""
+
+
+class OutputExistsError(CbkError):
+    """An output file already exists; cbk never overwrites outputs."""
+
+
+class ZipRejectedError(CbkError):
+    """A submission zip is unsafe or malformed and was not unpacked."""

@@ -1,0 +1,1 @@
+"""Built-in plugins, each written exactly as a third-party plugin is."""

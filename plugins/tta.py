@@ -1,0 +1,1 @@
+from codabench_kit import hookimpl
