@@ -1,2 +1,255 @@
-def main():
-    pass
+"""The ``cbk`` command line. Core errors (:class:`CbkError`) become click errors here.
+
+Imports of TensorFlow/Keras happen inside command bodies, so ``cbk --help`` and
+``cbk plugins`` answer at once. Plugins are loaded in :func:`main`, not at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from codabench_kit import __version__
+from codabench_kit.errors import CbkError, OptionError
+
+
+def echo_progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def core_errors(command):
+    """Turn the project's own exceptions into click errors (exit code 1, one line)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except OptionError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except CbkError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def load_registry():
+    from codabench_kit.plugin_manager import get_plugin_manager
+    from codabench_kit.registry import Registry
+
+    return Registry.from_plugin_manager(get_plugin_manager())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cbk")
+def cli():
+    """codabench-kit: from a competition's training file to a Codabench submission
+    that is proven to run.
+
+    \b
+    Examples:
+      cbk build                                  # offline demo -> submissions/*.zip
+      cbk build --plugins mobilenet,augmix --data training_set.npz --weights imagenet
+      cbk validate submissions/cbk-cnn-20261122-101500.zip
+      cbk plugins --json
+    """
+
+
+@cli.command()
+@click.option("--data", type=click.Path(), default=None,
+              help="Training .npz (AN2DL layout) or a folder with one subfolder per class. "
+                   "Default: the built-in demo data.")
+@click.option("--plugins", "plugin_names", default="",
+              help="Comma-separated components, e.g. effnet,augmix,flip-tta (see `cbk plugins`).")
+@click.option("--set", "assignments", multiple=True, metavar="NAME.KEY=VALUE",
+              help="A component option, e.g. --set effnet.variant=s. Repeatable.")
+@click.option("--config", type=click.Path(), default=None,
+              help="A cbk.toml with `plugins = [...]` and one [component] table of options "
+                   "each. Default: ./cbk.toml if present. Command-line values win.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Zip to write (never overwritten). Default: submissions/cbk-<backbone>-<time>.zip")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--weights", default="none", show_default=True,
+              help="Backbone weights: imagenet, none, or a weights file path.")
+@click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Most epochs of fine-tuning (or of training from scratch).")
+@click.option("--head-epochs", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Most epochs of head-only training on a frozen pretrained backbone.")
+@click.option("--patience", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Early stopping: epochs without validation gain.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--demo-size", type=click.IntRange(min=3), default=200, show_default=True,
+              help="Images per class of the built-in demo data.")
+@click.option("--keep-run", type=click.Path(), default=None,
+              help="Also keep the trained run (weights, recipe, held-out sets) in this folder.")
+@click.option("--no-validate", is_flag=True, help="Skip validating the zip before publishing.")
+@core_errors
+def build(data, plugin_names, assignments, config, out, seed, weights, epochs, head_epochs,
+          patience, batch_size, demo_size, keep_run, no_validate):
+    """Clean, split, train, evaluate and package a submission zip.
+
+    Prints the zip's path as the last line on stdout; progress goes to stderr.
+
+    \b
+    Examples:
+      cbk build
+      cbk build --plugins effnet,augmix --data training_set.npz --weights imagenet
+      cbk build --plugins mobilenet --set mobilenet.variant=v3small --epochs 10
+    """
+    from codabench_kit.build import BuildConfig, run_build
+    from codabench_kit.options import parse_set, read_config, split_names
+
+    file_config = {"plugins": [], "options": {}}
+    config_path = config or ("cbk.toml" if Path("cbk.toml").is_file() else None)
+    if config_path:
+        file_config = read_config(config_path)
+    names = split_names(plugin_names) or file_config["plugins"]
+    build_config = BuildConfig(
+        data=data, plugins=names, settings=parse_set(assignments),
+        file_settings=file_config["options"], out=out, seed=seed, weights=weights,
+        epochs=epochs, head_epochs=head_epochs, patience=patience, batch_size=batch_size,
+        demo_per_class=demo_size, validate=not no_validate, keep_run=keep_run)
+    result = run_build(build_config, load_registry(), progress=echo_progress)
+    click.echo(result.zip_path if result.zip_path is not None else result.run_path)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="Zip to write (never overwritten).")
+@click.option("--no-validate", is_flag=True, help="Skip validating the zip before publishing.")
+@core_errors
+def package(run_dir, out, no_validate):
+    """Package a trained run (from `cbk build --keep-run`, or a build on a backend
+    without TensorFlow) into a submission zip. Needs TensorFlow.
+
+    \b
+    Example:
+      cbk package submissions/cbk-effnet-20261122-101500.run --out submissions/effnet.zip
+    """
+    from codabench_kit.packaging.package import package_run
+    from codabench_kit.run_record import load_run
+
+    package_run(load_run(run_dir), Path(out), load_registry(), validate=not no_validate,
+                progress=echo_progress)
+    click.echo(out)
+
+
+@cli.command()
+@click.argument("zip_path", type=click.Path())
+@click.option("--data", type=click.Path(), default=None,
+              help="Labelled .npz or class folders to predict on (reports accuracy). An npz "
+                   "with a `predictions` key (the .heldout.npz a build writes) also reports "
+                   "agreement with those predictions.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Seconds allowed for Model() plus predict().")
+@click.option("--num-classes", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Predict on at most this many images of --data.")
+@click.option("--python", "python", type=click.Path(), default=None,
+              help="Python interpreter to run the submission with (e.g. a venv with the "
+                   "Codabench image's TensorFlow). Default: this one.")
+@core_errors
+def validate(zip_path, data, timeout, num_classes, limit, python):
+    """Prove that a submission zip runs as Codabench runs it.
+
+    Unpacks it safely into a temporary folder, imports model.py in a separate process
+    (cwd = the submission), calls Model() and predict(X) on uint8 (n, 96, 96, 3) images,
+    and checks the answer. Exit status 0 only when every check holds.
+
+    \b
+    Examples:
+      cbk validate submissions/cbk-cnn-20261122-101500.zip
+      cbk validate sub.zip --data submissions/cbk-cnn-20261122-101500.heldout.npz
+      cbk validate sub.zip --python ~/venv-tf217/bin/python
+    """
+    import numpy as np
+
+    from codabench_kit.validation import validate_zip
+
+    labels = expected = None
+    if data:
+        from codabench_kit.data import load_dataset
+
+        dataset = load_dataset(data, num_classes=num_classes)
+        images, labels = dataset.images[:limit], dataset.labels[:limit]
+        if str(data).endswith(".npz"):
+            with np.load(data, allow_pickle=False) as archive:
+                if "predictions" in archive.files:
+                    expected = archive["predictions"][:limit]
+    else:
+        from codabench_kit.data import demo_dataset
+
+        images = demo_dataset(seed=1, per_class=8).images[:limit]
+    report = validate_zip(zip_path, images=images, labels=labels, num_classes=num_classes,
+                          timeout=timeout, python=python, progress=echo_progress)
+    for line in report.lines():
+        click.echo(line)
+    ok = report.ok
+    if expected is not None and report.predictions is not None:
+        same = int(np.sum(report.predictions == expected))
+        agree = same == len(expected)
+        ok = ok and agree
+        click.echo(f"{'ok  ' if agree else 'FAIL'}  agreement: {same}/{len(expected)} "
+                   f"predictions equal the build's")
+    click.echo(f"{'valid' if ok else 'INVALID'}: {zip_path}")
+    sys.exit(0 if ok else 1)
+
+
+@cli.command(name="plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--kind", type=click.Choice(["cleaner", "augmenter", "backbone", "tta"]),
+              default=None, help="Only components of this kind.")
+@core_errors
+def plugins_command(as_json, kind):
+    """List installed plugins and the components each provides.
+
+    \b
+    Examples:
+      cbk plugins
+      cbk plugins --json --kind backbone
+    """
+    from codabench_kit.options import DEFAULTS
+    from codabench_kit.plugin_manager import get_plugin_manager
+    from codabench_kit.registry import Registry
+
+    pm = get_plugin_manager()
+    registry = Registry.from_plugin_manager(pm)
+    components = registry.components(kind)
+    if as_json:
+        payload = {
+            "plugins": [
+                {"name": name, "distribution": pm.distributions.get(name, "?"),
+                 "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+                 "components": [c.name for c in registry.components() if c.provider == name]}
+                for name, plugin in sorted(pm.list_name_plugin())
+            ],
+            "components": [c.to_dict() for c in components],
+            "defaults": DEFAULTS,
+            "failed": [vars(f) for f in pm.load_failures],
+        }
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    for component in components:
+        default = " (default)" if component.name in DEFAULTS[component.kind] else ""
+        options = ", ".join(f"{k}={v!r}" for k, v in component.options.items())
+        click.echo(f"{component.kind:<10} {component.name:<12} [{component.provider}]"
+                   f"{default} {component.description}")
+        if options:
+            click.echo(f"{'':<24}options: {options}")
+    for failure in pm.load_failures:
+        click.echo(f"FAILED     plugin {failure.name!r} ({failure.distribution}, "
+                   f"{failure.value}): {failure.error}", err=True)
+
+
+def main(argv=None):
+    """Entry point: load plugin commands, then run the CLI."""
+    from codabench_kit.plugin_manager import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.register_commands(cli=cli)
+    except Exception as exc:  # a broken plugin command must not take the CLI down
+        click.echo(f"warning: a plugin failed to add its commands: {exc}", err=True)
+    return cli.main(args=argv, prog_name="cbk")

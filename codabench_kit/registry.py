@@ -127,7 +127,7 @@ class Registry:
                 f"{name!r} is a {component.kind}, not a {kind}"
             )
         pool = [c.name for c in self.components(kind)]
-        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         broken = ""
         if self.load_failures:

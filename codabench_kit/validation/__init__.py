@@ -1,1 +1,6 @@
+"""Check a submission zip the way Codabench will run it: safely unpacked, run in a child process."""
 
+from codabench_kit.validation.runner import Check, ValidationReport, validate_zip
+from codabench_kit.validation.safe_zip import ZipSummary, inspect_zip, safe_extract
+
+__all__ = ["Check", "ValidationReport", "ZipSummary", "inspect_zip", "safe_extract", "validate_zip"]

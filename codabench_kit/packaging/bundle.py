@@ -1,0 +1,54 @@
+"""Writing the submission zip: deterministic entries, atomic publication, no overwrite."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from codabench_kit.errors import OutputExistsError
+
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def write_zip(path: Path, files: dict[str, Path | bytes]) -> None:
+    """Write ``{archive name: file path or bytes}`` with sorted names and fixed timestamps,
+    so equal inputs give byte-identical zips."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            content = files[name]
+            data = content if isinstance(content, bytes) else Path(content).read_bytes()
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+
+
+def tree_entries(root: Path, prefix: str) -> dict[str, Path]:
+    """Every file under ``root`` as ``{prefix/relative/path: path}``."""
+    return {f"{prefix}/{p.relative_to(root).as_posix()}": p
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def ensure_absent(path: Path) -> None:
+    if path.exists():
+        raise OutputExistsError(
+            f"{path} already exists; cbk never overwrites outputs. Choose another --out "
+            f"or remove the file"
+        )
+
+
+def publish(temporary: Path, final: Path) -> None:
+    """Move a finished file into place atomically, refusing to replace an existing one."""
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{final} appeared while cbk was building; it was left as it is and the new "
+            f"result discarded"
+        ) from None
+    except OSError:  # a file system without hard links
+        ensure_absent(final)
+        os.replace(temporary, final)
+        return
+    temporary.unlink()

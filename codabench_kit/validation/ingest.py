@@ -1,0 +1,204 @@
+"""Run a submission the way Codabench's ingestion program does, and record what happened.
+
+STANDALONE: stdlib + numpy only. ``cbk validate`` runs this file with whatever Python
+the user targets (for example a venv pinned to the server's TensorFlow), where
+codabench_kit may not be installed. Do not import codabench_kit here.
+
+Usage::
+
+    python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json
+
+It changes into SUBMISSION_DIR, puts it first on ``sys.path``, imports ``model.py`` as
+module ``model``, calls ``Model()`` and then ``predict(X)`` with X loaded from INPUT.npy.
+RESULT.json is rewritten (atomically) at every phase, so a parent that has to kill this
+process still knows how far it got. It holds:
+
+``phase``
+    the phase reached: ``setup``, ``import``, ``init``, ``predict``, ``output``, ``done``.
+``ok``
+    true once the output was recorded.
+``import_s``, ``init_s``, ``load_s``, ``predict_s``, ``peak_mb``, ``n_images``
+    timings in seconds (load = import + ``Model()``) and peak resident memory in MB.
+``output``
+    ``type``, ``dtype``, ``kind`` (numpy dtype kind), ``shape``, ``saved`` and, for
+    unsaved outputs, ``reason`` and a short ``sample``.
+``error``
+    on an exception: ``phase``, ``type``, ``message``, ``where`` (the last line of
+    submission code involved) and ``traceback`` (its tail).
+
+Numeric output is saved to OUTPUT.npy with ``allow_pickle=False``; object or string
+output is described in RESULT.json and not saved. If model code ends the process with
+``os._exit`` the last RESULT.json written shows the phase it was in, without ``ok``.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+TRACEBACK_CHARS = 3000
+SAMPLE_CHARS = 200
+
+
+def _peak_mb():
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kilobytes, macOS bytes.
+    return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
+
+
+def _text(value):
+    try:
+        return str(value)
+    except BaseException:
+        try:
+            return repr(value)
+        except BaseException:
+            return "<unprintable>"
+
+
+def _where(exc, submission_dir):
+    """The deepest traceback frame inside the submission, as ``model.py:12 in predict``."""
+    where = None
+    prefix = os.path.join(submission_dir, "")
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not frame.filename or frame.filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+            continue
+        filename = os.path.abspath(frame.filename)
+        if filename.startswith(prefix):
+            where = "%s:%s in %s" % (os.path.relpath(filename, submission_dir), frame.lineno, frame.name)
+    return where  # a SyntaxError names its file and line in its message already
+
+
+def _write(path, result):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, default=_text)
+    os.replace(tmp, path)
+
+
+def _describe_output(y, np):
+    arr = np.asarray(y)
+    info = {
+        "type": "%s.%s" % (type(y).__module__, type(y).__qualname__),
+        "dtype": str(arr.dtype),
+        "kind": arr.dtype.kind,
+        "shape": [int(s) for s in arr.shape],
+        "saved": False,
+    }
+    if y is None:
+        info["reason"] = "predict returned None"
+    elif arr.dtype.kind in "biufc" and arr.dtype.names is None:
+        return arr, info
+    elif arr.dtype.kind in "USa":
+        info["reason"] = "strings"
+    elif arr.dtype.kind == "O":
+        info["reason"] = "object array"
+    else:
+        info["reason"] = "non-numeric dtype %s" % arr.dtype
+    try:
+        info["sample"] = repr(arr.ravel()[:3].tolist())[:SAMPLE_CHARS]
+    except BaseException:
+        pass
+    return None, info
+
+
+def run(submission_dir, input_path, output_path, result_path):
+    """Run the submission; always leave a RESULT.json behind unless the process is killed."""
+    submission_dir = os.path.abspath(submission_dir)
+    input_path = os.path.abspath(input_path)
+    output_path = os.path.abspath(output_path)
+    result_path = os.path.abspath(result_path)
+    result = {"phase": "setup", "ok": False, "python": sys.version.split()[0], "executable": sys.executable}
+
+    def enter(phase):
+        result["phase"] = phase
+        _write(result_path, result)
+
+    try:
+        enter("setup")
+        import numpy as np
+
+        result["numpy"] = np.__version__
+        X = np.load(input_path, allow_pickle=False)
+        result["n_images"] = int(X.shape[0]) if X.ndim else 0
+
+        os.chdir(submission_dir)
+        # Mimic Codabench: the submission dir comes first; this script's own folder is not importable.
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path[:] = [submission_dir] + [p for p in sys.path if p and os.path.abspath(p) != here]
+        sys.modules.pop("model", None)
+
+        enter("import")
+        t0 = time.perf_counter()
+        import importlib
+
+        module = importlib.import_module("model")
+        result["import_s"] = time.perf_counter() - t0
+        model_cls = getattr(module, "Model", None)
+        if model_cls is None:
+            public = sorted(n for n in vars(module) if not n.startswith("_"))
+            raise AttributeError(
+                "model.py defines no Model (it defines: %s)" % (", ".join(public[:10]) or "nothing public")
+            )
+
+        enter("init")
+        t1 = time.perf_counter()
+        model = model_cls()
+        result["init_s"] = time.perf_counter() - t1
+        result["load_s"] = result["import_s"] + result["init_s"]
+        result["peak_mb"] = _peak_mb()
+        if not callable(getattr(model, "predict", None)):
+            raise AttributeError("Model() has no predict method")
+
+        enter("predict")
+        t2 = time.perf_counter()
+        y = model.predict(X)
+        result["predict_s"] = time.perf_counter() - t2
+        result["peak_mb"] = _peak_mb()
+
+        enter("output")
+        arr, info = _describe_output(y, np)
+        result["output"] = info
+        if arr is not None:
+            with open(output_path, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+            info["saved"] = True
+        result["phase"] = "done"
+        result["ok"] = True
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt included: record them too
+        result["error"] = {
+            "phase": result["phase"],
+            "type": type(exc).__name__,
+            "message": _text(exc),
+            "where": _where(exc, submission_dir),
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-TRACEBACK_CHARS:],
+        }
+        if isinstance(exc, SystemExit):
+            result["error"]["exit_code"] = _text(exc.code)
+    finally:
+        result["peak_mb"] = _peak_mb()  # a peak only grows: the last reading is the run's peak
+        _write(result_path, result)
+    return 0 if result["ok"] else 1
+
+
+def main(argv):
+    if len(argv) != 4:
+        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json\n")
+        return 2
+    return run(*argv)
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        # Skip interpreter shutdown: threads left running by model code (TensorFlow's, say)
+        # must not keep this process alive or crash it after the result is written.
+        os._exit(code)

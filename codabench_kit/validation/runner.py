@@ -1,0 +1,460 @@
+"""Prove that a submission zip runs: unpack it safely, run it like Codabench, check its answer.
+
+:func:`validate_zip` unpacks the zip with :func:`~.safe_zip.safe_extract` into a fresh
+temporary folder, runs the standalone ``ingest.py`` next to this file in a child process
+(any Python: the one cbk runs under, or a venv that matches the server), and turns what
+the child recorded into a list of :class:`Check` results, one per stage:
+
+``zip`` -> ``load`` (import + ``Model()``) -> ``predict`` -> ``answer`` -> ``accuracy``
+
+Checking stops at the first failing stage. Nothing is unpickled from the child: its
+result is JSON and its predictions are loaded with ``allow_pickle=False``. The temporary
+folder is removed on every path out, timeouts included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from codabench_kit.errors import CbkError, DataError, ZipRejectedError
+from codabench_kit.validation.safe_zip import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_MAX_TOTAL_BYTES,
+    safe_extract,
+)
+
+INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
+IMAGE_SHAPE = (96, 96, 3)
+DEFAULT_NUM_IMAGES = 32
+TAIL_CHARS = 2000
+
+_STAGE_OF_PHASE = {
+    "setup": "load", "import": "load", "init": "load", "predict": "predict", "output": "answer", "done": "answer",
+}  # fmt: skip
+_PHASE_WORDS = {
+    "setup": "start-up",
+    "import": "the import of model.py",
+    "init": "Model()",
+    "predict": "predict(X)",
+    "output": "the conversion of predict's output",
+    "done": "shutdown, after predict returned",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One stage's verdict; ``detail`` is a single line meant for the user."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationReport:
+    """Everything :func:`validate_zip` found out. Metrics are None when the run never got there."""
+
+    checks: tuple[Check, ...]
+    load_s: float | None = None
+    predict_s: float | None = None
+    ms_per_image: float | None = None
+    peak_mb: float | None = None
+    accuracy: float | None = None
+    predictions: np.ndarray | None = field(default=None, repr=False)
+    log_tail: str = field(default="", repr=False)
+    """The last ~2,000 characters the child printed (stdout and stderr together)."""
+    traceback: str | None = field(default=None, repr=False)
+    """The tail of the traceback when model code raised."""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def lines(self) -> list[str]:
+        """One line per check, e.g. ``ok    load: Model() ready in 2.31 s``."""
+        return [f"{'ok' if c.ok else 'FAIL':<6}{c.name}: {c.detail}" for c in self.checks]
+
+
+def validate_zip(
+    zip_path: str | os.PathLike[str],
+    *,
+    images: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    num_classes: int = 8,
+    timeout: float = 600.0,
+    python: str | os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_ratio: float = DEFAULT_MAX_RATIO,
+) -> ValidationReport:
+    """Unpack ``zip_path`` safely, run ``Model().predict(images)`` in a child process, check the answer.
+
+    ``images`` is a uint8 array (n, 96, 96, 3); None feeds 32 seeded random images.
+    ``labels`` (n integer labels), if given, adds an informational ``accuracy`` check.
+    ``python`` is the interpreter to run the submission under (default: this one);
+    ``timeout`` bounds the child's whole run in seconds. A bad submission gives a report
+    with ``ok`` False; bad arguments raise :class:`~codabench_kit.errors.CbkError`.
+    """
+    say = progress or (lambda _line: None)
+    images = _check_images(images)
+    labels = _check_labels(labels, len(images))
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise DataError(f"num_classes: expected a positive integer, received {num_classes!r}")
+    if not timeout > 0:
+        raise CbkError(f"timeout: expected a positive number of seconds, received {timeout!r}")
+    zip_path = Path(zip_path)
+    interpreter = str(python) if python else sys.executable
+    n = len(images)
+
+    workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
+    try:
+        # Two levels down, so a naive "../../file" from model code still lands in workdir.
+        submission = workdir / "run" / "submission"
+        io_dir = workdir / "io"
+        io_dir.mkdir()
+        (workdir / "tmp").mkdir()
+        say(f"checking {zip_path.name}")
+        try:
+            summary = safe_extract(
+                zip_path, submission, max_total_bytes=max_total_bytes, max_entries=max_entries, max_ratio=max_ratio
+            )
+        except ZipRejectedError as exc:
+            return ValidationReport(checks=(Check("zip", False, str(exc)),))
+        checks = [Check("zip", True, summary.describe())]
+
+        np.save(io_dir / "input.npy", images, allow_pickle=False)
+        say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
+        run = _run_ingest(interpreter, submission, io_dir, workdir / "tmp", timeout)
+        return _report(run, checks, io_dir / "output.npy", labels, n, num_classes, timeout, interpreter, say)
+    finally:
+        _remove_tree(workdir)
+
+
+# --- arguments -------------------------------------------------------------------
+
+
+def _describe_array(a: Any) -> str:
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {a.shape}"
+    return type(a).__name__
+
+
+def _check_images(images: np.ndarray | None) -> np.ndarray:
+    if images is None:
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, size=(DEFAULT_NUM_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
+    if (
+        not isinstance(images, np.ndarray)
+        or images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[1:] != IMAGE_SHAPE
+        or len(images) == 0
+    ):
+        raise DataError(
+            f"images: expected a uint8 array of shape (n, 96, 96, 3) with n >= 1, "
+            f"received {_describe_array(images)}"
+        )
+    return np.ascontiguousarray(images)
+
+
+def _check_labels(labels: np.ndarray | None, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    arr = np.asarray(labels)
+    if arr.shape != (n,) or arr.dtype.kind not in "iu":
+        raise DataError(f"labels: expected {n} integer labels (shape ({n},)), received {_describe_array(arr)}")
+    return arr
+
+
+# --- the child process -----------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    returncode: int
+    timed_out: bool
+    result: dict[str, Any] | None
+    tail: str
+    wall_s: float
+
+
+class _Tail(threading.Thread):
+    """Drains a pipe and keeps only its last bytes, so a chatty model cannot fill memory."""
+
+    def __init__(self, fd: int, keep: int = 4 * TAIL_CHARS) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.keep, self.data = fd, keep, b""
+
+    def run(self) -> None:
+        try:
+            while chunk := os.read(self.fd, 65536):
+                self.data = (self.data + chunk)[-self.keep :]
+        except OSError:
+            pass
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")[-TAIL_CHARS:]
+
+
+def _child_env(tmp_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.update(PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONNOUSERSITE="1")
+    env["TMPDIR"] = str(tmp_dir)  # the model's scratch files go where they get cleaned up
+    return env
+
+
+def _run_ingest(interpreter: str, submission: Path, io_dir: Path, tmp_dir: Path, timeout: float) -> _Run:
+    result_path = io_dir / "result.json"
+    cmd = [interpreter, str(INGEST_SCRIPT), str(submission), str(io_dir / "input.npy"),
+           str(io_dir / "output.npy"), str(result_path)]  # fmt: skip
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            cmd, cwd=submission, env=_child_env(tmp_dir), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
+        raise CbkError(f"cannot start the Python interpreter {interpreter!r}: {exc}") from exc
+    assert proc.stdout is not None
+    tail = _Tail(proc.stdout.fileno())
+    tail.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        # The child leads its own session; killing the group also ends anything model code
+        # started and left behind. On timeout (or Ctrl-C here) it ends the child itself.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        tail.join(timeout=5)
+        if not tail.is_alive():
+            proc.stdout.close()
+    return _Run(proc.returncode, timed_out, _read_result(result_path), tail.text(), time.perf_counter() - start)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if not path.exists():
+        return
+    # Model code may have left folders without write or search permission: restore them, retry.
+    for dirpath, dirnames, _files in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, d) for d in dirnames)]:
+            if not os.path.islink(name):
+                try:
+                    os.chmod(name, 0o700)
+                except OSError:
+                    pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- turning the child's record into checks ----------------------------------------------
+
+
+def _num(result: dict[str, Any], key: str) -> float | None:
+    value = result.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _report(
+    run: _Run,
+    checks: list[Check],
+    output_path: Path,
+    labels: np.ndarray | None,
+    n: int,
+    num_classes: int,
+    timeout: float,
+    interpreter: str,
+    say: Callable[[str], None],
+) -> ValidationReport:
+    result = run.result or {}
+    error = result.get("error") if isinstance(result.get("error"), dict) else None
+    phase = str(error.get("phase") if error else result.get("phase", "setup"))
+    load_s, predict_s, peak_mb = _num(result, "load_s"), _num(result, "predict_s"), _num(result, "peak_mb")
+    ms_per_image = predict_s * 1000 / n if predict_s is not None else None
+    metrics: dict[str, Any] = dict(
+        load_s=load_s, predict_s=predict_s, ms_per_image=ms_per_image, peak_mb=peak_mb, log_tail=run.tail,
+        traceback=str(error.get("traceback")) if error else None,
+    )  # fmt: skip
+    done = result.get("ok") is True and not run.timed_out
+    failed_stage = None if done else _STAGE_OF_PHASE.get(phase, "load")
+
+    def finish(check: Check | None = None, **extra: Any) -> ValidationReport:
+        if check is not None:
+            checks.append(check)
+        return ValidationReport(checks=tuple(checks), **{**metrics, **extra})
+
+    why = "" if failed_stage is None else _failure_line(run, result, error, phase, timeout, interpreter)
+    if failed_stage == "load":
+        return finish(Check("load", False, why))
+    checks.append(Check("load", True, f"Model() ready in {load_s or 0:.2f} s"))
+    if failed_stage == "predict":
+        return finish(Check("predict", False, why))
+    peak = f", peak memory {peak_mb:.0f} MB" if peak_mb is not None else ""
+    checks.append(
+        Check("predict", True, f"{n} images in {predict_s or 0:.2f} s ({ms_per_image or 0:.1f} ms/image){peak}")
+    )
+    if failed_stage == "answer":
+        return finish(Check("answer", False, why))
+
+    say(f"checking the answer ({run.wall_s:.1f} s in the child process)")
+    info = result.get("output") if isinstance(result.get("output"), dict) else {}
+    predictions = None
+    if info.get("saved"):
+        try:
+            predictions = np.load(output_path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            return finish(Check("answer", False, f"could not read predict's saved output: {exc}"))
+    verdict = _check_answer(info, predictions, n, num_classes)
+    if not verdict.ok or labels is None:
+        return finish(verdict, predictions=predictions)
+    assert predictions is not None
+    accuracy = float(np.mean(predictions == labels))
+    checks.append(verdict)
+    return finish(Check("accuracy", True, f"accuracy {accuracy:.3f} on {n} labelled images"),
+                  predictions=predictions, accuracy=accuracy)  # fmt: skip
+
+
+def _failure_line(
+    run: _Run, result: dict[str, Any], error: dict[str, Any] | None, phase: str, timeout: float, interpreter: str
+) -> str:
+    during = _PHASE_WORDS.get(phase, phase)
+    if run.timed_out:
+        return f"timed out after {timeout:g} s during {during}"
+    if error is not None:
+        return _error_line(error, interpreter)
+    if not result:
+        last = _last_line(run.tail)
+        return (
+            f"the validation harness did not start under {interpreter} ({_exit_words(run.returncode)})"
+            + (f": {last}" if last else "")
+        )
+    last = _last_line(run.tail)
+    hint = " — out of memory?" if run.returncode == -signal.SIGKILL else " — does model code call os._exit()?"
+    return (
+        f"the process {_exit_words(run.returncode)} during {during} without reporting back{hint}"
+        + (f" Last output: {last}" if last else "")
+    )
+
+
+def _exit_words(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+def _last_line(tail: str) -> str:
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _squash(text: Any, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _error_line(error: dict[str, Any], interpreter: str) -> str:
+    """One line for an exception recorded by ingest.py, with a hint for the usual mistakes."""
+    phase, kind = str(error.get("phase")), str(error.get("type"))
+    message = _squash(error.get("message", ""))
+    where = f" (at {error['where']})" if error.get("where") else ""
+    during = _PHASE_WORDS.get(phase, phase)
+    if kind == "SystemExit":
+        return (
+            f"model code called sys.exit({error.get('exit_code', message)}) during {during}{where} "
+            "— Codabench's ingestion would stop there"
+        )
+    head = {
+        "setup": f"the validation harness failed under {interpreter}",
+        "import": "importing model.py failed",
+        "init": "Model() failed",
+        "predict": "predict(X) raised",
+        "output": "predict's output could not be turned into an array",
+    }.get(phase, f"{phase} failed")
+    hint = ""
+    if kind in ("ModuleNotFoundError", "ImportError") and phase != "setup":
+        hint = " — bundle your own modules in the zip; the server provides numpy and tensorflow"
+    elif kind == "ModuleNotFoundError" and phase == "setup":
+        hint = " — install numpy in that interpreter"
+    elif kind == "TypeError" and phase == "init" and "argument" in message:
+        hint = " — Codabench calls Model() with no arguments"
+    elif kind == "FileNotFoundError" and phase in ("import", "init"):
+        hint = " — model code runs with the unpacked zip as its working folder; is the file in the zip?"
+    return f"{head}: {kind}: {message}{where}{hint}"
+
+
+def _check_answer(info: dict[str, Any], predictions: np.ndarray | None, n: int, num_classes: int) -> Check:
+    """The ``answer`` check: predict must return n integer labels in 0..num_classes-1."""
+    top = num_classes - 1
+    expected = f"an array of shape ({n},) with integer labels 0..{top}"
+    if predictions is None:
+        reason, dtype = info.get("reason"), info.get("dtype", "?")
+        sample = f", e.g. {info['sample']}" if info.get("sample") else ""
+        if reason == "predict returned None":
+            return Check("answer", False, f"predict returned None — expected {expected}")
+        if reason == "strings":
+            return Check("answer", False, f"expected integer labels 0..{top}, received strings (dtype {dtype}){sample} "
+                         "— return class indices, not class names")  # fmt: skip
+        if reason == "object array":
+            return Check("answer", False, f"expected integer labels, received Python objects ({info.get('type')}, "
+                         f"dtype object){sample} — return a numeric numpy array")  # fmt: skip
+        return Check("answer", False, f"expected {expected}, received {reason or 'nothing readable'}")
+
+    shape = tuple(predictions.shape)
+    if shape != (n,):
+        if predictions.ndim == 2 and shape[0] == n and shape[1] == 1:
+            hint = "flatten it, e.g. labels.reshape(-1)"
+        elif predictions.ndim == 2 and shape[0] == n:
+            hint = "return one integer label per image, e.g. probs.argmax(axis=1)"
+        elif predictions.ndim == 0:
+            hint = "received a single value; return one label per image"
+        elif predictions.ndim == 1:
+            hint = f"return one label per input image ({n} images were given)"
+        else:
+            hint = f"return {expected}"
+        return Check("answer", False, f"expected shape ({n},), received {shape} — {hint}")
+
+    kind = predictions.dtype.kind
+    if kind == "b":
+        return Check("answer", False, f"expected integer labels, received bool — return class indices 0..{top}")
+    if kind not in "iu":
+        return Check("answer", False, f"expected integer labels, received {predictions.dtype} "
+                     "— e.g. probs.argmax(axis=1) or labels.astype(np.int64)")  # fmt: skip
+    lo, hi = int(predictions.min()), int(predictions.max())
+    if lo < 0 or hi > top:
+        bad = int(np.count_nonzero((predictions < 0) | (predictions > top)))
+        return Check("answer", False, f"expected labels in 0..{top}, received min {lo}, max {hi} "
+                     f"({bad} of {n} out of range)")  # fmt: skip
+    distinct = len(np.unique(predictions))
+    return Check("answer", True, f"{n} integer labels in 0..{top} ({predictions.dtype}, {distinct} distinct)")

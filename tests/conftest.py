@@ -1,0 +1,51 @@
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_file(relative: str) -> Path:
+    """A file in ../shared, or skip the test saying why (a user's machine has no ../shared)."""
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.skip(f"needs {path} (real data beside the project); it is absent here")
+    return path
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """Install a plugin module through a real ``codabench_kit`` entry point.
+
+    Writes ``<module>.py`` and a ``<dist>.dist-info`` with ``entry_points.txt`` (what pip
+    writes) into a folder put first on sys.path, so importlib.metadata finds it.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def install(module: str, source: str, *, entry_name: str | None = None,
+                dist: str | None = None) -> None:
+        dist = dist or f"cbk-{module.replace('_', '-')}"
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(
+            f"[codabench_kit]\n{entry_name or module} = {module}\n")
+        sys.modules.pop(module, None)
+
+    yield install
+
+
+@pytest.fixture
+def registry():
+    from codabench_kit.plugin_manager import get_plugin_manager
+    from codabench_kit.registry import Registry
+
+    return Registry.from_plugin_manager(get_plugin_manager())

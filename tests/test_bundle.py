@@ -1,0 +1,35 @@
+import hashlib
+import zipfile
+
+import pytest
+
+from codabench_kit.errors import OutputExistsError
+from codabench_kit.packaging.bundle import publish, tree_entries, write_zip
+
+
+def test_zip_is_byte_identical_for_equal_inputs(tmp_path):
+    (tmp_path / "art" / "variables").mkdir(parents=True)
+    (tmp_path / "art" / "saved_model.pb").write_bytes(b"pb")
+    (tmp_path / "art" / "variables" / "v.data").write_bytes(b"\x00" * 100)
+    entries = {"model.py": b"class Model: pass\n", **tree_entries(tmp_path / "art", "artifact")}
+    write_zip(tmp_path / "a.zip", entries)
+    write_zip(tmp_path / "b.zip", dict(reversed(list(entries.items()))))
+    digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.zip", "b.zip")]
+    assert digest[0] == digest[1]
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        assert archive.namelist() == ["artifact/saved_model.pb", "artifact/variables/v.data",
+                                      "model.py"]
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_publish_never_overwrites(tmp_path):
+    final = tmp_path / "sub.zip"
+    final.write_bytes(b"precious")
+    temporary = tmp_path / ".sub.zip.partial"
+    temporary.write_bytes(b"new")
+    with pytest.raises(OutputExistsError, match="left as it is"):
+        publish(temporary, final)
+    assert final.read_bytes() == b"precious"
+    other = tmp_path / "other.zip"
+    publish(temporary, other)
+    assert other.read_bytes() == b"new" and not temporary.exists()

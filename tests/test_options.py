@@ -1,0 +1,81 @@
+import pytest
+
+from codabench_kit.errors import OptionError, UnknownComponentError
+from codabench_kit.options import DEFAULTS, parse_set, read_config, select
+
+
+def test_defaults_fill_every_stage(registry):
+    selection = select(registry, [])
+    assert {kind: [c.name for c in selection.of(kind)] for kind in DEFAULTS} == DEFAULTS
+
+
+def test_selected_components_keep_their_order(registry):
+    selection = select(registry, ["augmix", "effnet", "flips"])
+    assert [c.name for c in selection.of("augmenter")] == ["augmix", "flips"]
+    assert selection.one("backbone").name == "effnet"
+    assert [c.name for c in selection.of("cleaner")] == DEFAULTS["cleaner"]
+
+
+def test_set_is_typed_by_the_default(registry):
+    selection = select(registry, ["effnet", "augmix", "flip-tta"],
+                       parse_set(["effnet.variant=s", "augmix.severity=0.5",
+                                  "augmix.num_chains=2", "flip-tta.vertical=false"]))
+    assert selection.options_for("effnet") == {"variant": "s"}
+    assert selection.options_for("augmix") == {"severity": 0.5, "num_chains": 2, "alpha": 1.0}
+    assert selection.options_for("flip-tta") == {"vertical": False}
+
+
+def test_command_line_wins_over_config_file(registry, tmp_path):
+    config = tmp_path / "cbk.toml"
+    config.write_text('plugins = ["mobilenet"]\n[mobilenet]\nvariant = "v3small"\nalpha = 0.75\n')
+    parsed = read_config(config)
+    assert parsed["plugins"] == ["mobilenet"]
+    selection = select(registry, parsed["plugins"], parse_set(["mobilenet.variant=v3large"]),
+                       parsed["options"])
+    assert selection.options_for("mobilenet") == {"variant": "v3large", "alpha": 0.75}
+
+
+@pytest.mark.parametrize("assignment", ["effnet", "effnet=s", "variant=s", ".variant=s"])
+def test_malformed_set_says_what_was_expected(assignment):
+    with pytest.raises(OptionError, match=r"expected --set COMPONENT.OPTION=VALUE.*received"):
+        parse_set([assignment])
+
+
+def test_unknown_option_lists_valid_ones(registry):
+    with pytest.raises(OptionError, match=r"effnet has no option 'varient'\. Did you mean "
+                                          r"'variant'\? Its options: variant"):
+        select(registry, ["effnet"], parse_set(["effnet.varient=s"]))
+
+
+def test_wrongly_typed_value(registry):
+    with pytest.raises(OptionError, match=r"augmix.num_chains expects a int .*received 'many'"):
+        select(registry, ["augmix"], parse_set(["augmix.num_chains=many"]))
+
+
+def test_options_for_an_unselected_component(registry):
+    with pytest.raises(OptionError, match="does not use; add it to --plugins"):
+        select(registry, ["cnn"], parse_set(["effnet.variant=s"]))
+    with pytest.raises(UnknownComponentError, match="Did you mean 'effnet'"):
+        select(registry, ["cnn"], parse_set(["efnet.variant=s"]))
+
+
+def test_one_backbone_per_build(registry):
+    with pytest.raises(OptionError, match="a build uses one backbone; --plugins selects 2"):
+        select(registry, ["cnn", "effnet"])
+
+
+def test_unknown_plugin_name(registry):
+    with pytest.raises(UnknownComponentError, match="Did you mean 'augmix'"):
+        select(registry, ["augmx"])
+
+
+def test_bad_config_file(tmp_path):
+    bad = tmp_path / "cbk.toml"
+    bad.write_text("plugins = [\n")
+    with pytest.raises(OptionError, match="is not valid TOML"):
+        read_config(bad)
+    with pytest.raises(OptionError, match="config file not found"):
+        read_config(tmp_path / "missing.toml")
+    bad.write_text("plugins = 3\n")
+    with pytest.raises(OptionError, match="expected `plugins` to be a list"):
+        read_config(bad)

@@ -1,0 +1,139 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from codabench_kit.cli import cli, main
+from codabench_kit.errors import DuplicateComponentError, UnknownComponentError
+from codabench_kit.plugin_manager import get_plugin_manager
+from codabench_kit.registry import Registry
+
+BUILTIN = {"dedupe": "cleaner", "augmix": "augmenter", "flips": "augmenter",
+           "cnn": "backbone", "mobilenet": "backbone", "effnet": "backbone",
+           "flip-tta": "tta", "no-tta": "tta"}
+
+EXAMPLE_PLUGIN = """
+from codabench_kit import hookimpl
+
+@hookimpl
+def register_augmenters(register):
+    register("invert", lambda seed=0, strength=1.0: (lambda x, y: (255 - x, y)),
+             description="Invert colours.", options={"strength": 1.0})
+"""
+
+
+def fresh_registry():
+    return Registry.from_plugin_manager(get_plugin_manager())
+
+
+def test_builtins_are_registered_through_entry_points(registry):
+    assert {c.name: c.kind for c in registry.components()} == BUILTIN
+    assert {c.provider for c in registry.components()} == {"backbones", "augmenters",
+                                                           "cleaners", "tta"}
+
+
+def test_third_party_plugin_found_through_entry_point(install_plugin):
+    install_plugin("cbk_invert", EXAMPLE_PLUGIN)
+    registry = fresh_registry()
+    component = registry.get("invert", "augmenter")
+    assert component.provider == "cbk_invert"
+    assert component.options == {"strength": 1.0}
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    plugin = next(p for p in payload["plugins"] if p["name"] == "cbk_invert")
+    assert plugin == {"name": "cbk_invert", "distribution": "cbk-cbk-invert",
+                      "hooks": ["register_augmenters"], "components": ["invert"]}
+
+
+def test_unknown_name_suggests_close_match(registry):
+    with pytest.raises(UnknownComponentError) as info:
+        registry.get("efnet")
+    message = str(info.value)
+    assert "unknown component 'efnet'" in message
+    assert "Did you mean 'effnet'" in message
+    assert "cbk plugins" in message
+
+
+def test_name_of_other_kind_is_rejected(registry):
+    with pytest.raises(UnknownComponentError, match="'augmix' is a augmenter, not a backbone"):
+        registry.get("augmix", "backbone")
+
+
+def test_duplicate_name_names_both_providers(install_plugin):
+    install_plugin("cbk_dup", """
+        from codabench_kit import hookimpl
+
+        @hookimpl
+        def register_tta(register):
+            register("augmix", lambda: None)
+    """)
+    with pytest.raises(DuplicateComponentError) as info:
+        fresh_registry()
+    message = str(info.value)
+    assert "'augmix'" in message and "'augmenters'" in message and "'cbk_dup'" in message
+
+
+def test_broken_plugin_is_reported_and_does_not_break_others(install_plugin):
+    install_plugin("cbk_broken", "import not_a_module_anywhere\n")
+    pm = get_plugin_manager()
+    assert [f.name for f in pm.load_failures] == ["cbk_broken"]
+    assert "ModuleNotFoundError" in pm.load_failures[0].error
+    registry = Registry.from_plugin_manager(pm)
+    assert registry.get("cnn").kind == "backbone"
+    with pytest.raises(UnknownComponentError, match="failed to load: cbk_broken"):
+        registry.get("what-cbk_broken-would-give")
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0
+    assert "cnn" in result.stdout
+    assert "plugin 'cbk_broken'" in result.stderr and "ModuleNotFoundError" in result.stderr
+
+
+def test_misspelt_hook_fails_at_load(install_plugin):
+    install_plugin("cbk_typo", """
+        from codabench_kit import hookimpl
+
+        @hookimpl
+        def register_backbone(register):
+            pass
+    """)
+    import pluggy
+
+    with pytest.raises(pluggy.PluginValidationError, match="register_backbone"):
+        get_plugin_manager()
+
+
+def test_plugin_adds_cli_command(install_plugin, capsys):
+    install_plugin("cbk_hello", """
+        import click
+        from codabench_kit import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def hello():
+                "Say hello."
+                click.echo("hello from a plugin")
+    """)
+    with pytest.raises(SystemExit) as info:
+        main(["hello"])
+    assert info.value.code == 0
+    assert "hello from a plugin" in capsys.readouterr().out
+
+
+def test_load_plugins_env_narrows_loading(monkeypatch):
+    monkeypatch.setenv("CBK_LOAD_PLUGINS", "backbones")
+    names = {c.name for c in fresh_registry().components()}
+    assert names == {"cnn", "mobilenet", "effnet"}
+
+
+def test_listing_never_imports_tensorflow_or_keras():
+    code = ("import sys; from codabench_kit.cli import main\n"
+            "try:\n    main(['plugins', '--json'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "HEAVY []"

@@ -1,0 +1,80 @@
+"""build -> zip -> validate, end to end, on a tiny demo set (about 30 s on 2 CPU cores)."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from codabench_kit.cli import cli
+
+TINY = ["--demo-size", "12", "--epochs", "1", "--seed", "3", "--set", "cnn.width=8",
+        "--plugins", "cnn,flips,augmix,flip-tta"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("build")
+    out = out_dir / "tiny.zip"
+    result = CliRunner().invoke(cli, ["build", *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output + str(result.exception)
+    return out, result
+
+
+def test_build_prints_the_zip_path_last_and_leaves_no_partial_files(built):
+    out, result = built
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.heldout.npz", "tiny.zip"]
+    for stage in ("data:", "clean dedupe", "split:", "held-out augmented", "train epoch 1/1",
+                  "test accuracy", "labels equal", "ok    answer"):
+        assert stage in result.stderr
+
+
+def test_zip_layout_and_manifest(built):
+    out, _ = built
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        manifest = json.loads(archive.read("manifest.json"))
+        model_py = archive.read("model.py").decode()
+    assert "model.py" in names and "artifact/saved_model.pb" in names
+    assert not any(name.endswith(".keras") for name in names)
+    assert "import tensorflow" in model_py and "codabench_kit" not in model_py
+    assert manifest["components"]["backbone"][0] == {
+        "name": "cnn", "provider": "backbones",
+        "options": {"width": 8, "blocks": 3, "norm": "batch"}}
+    assert [c["name"] for c in manifest["components"]["augmenter"]] == ["flips", "augmix"]
+    assert manifest["components"]["tta"][0]["name"] == "flip-tta"
+    assert manifest["seed"] == 3
+    assert manifest["data"]["fingerprint"].startswith("sha256:")
+    assert manifest["data"]["source"] == "demo(seed=3)"
+    for split in ("clean_test", "augmented_test"):
+        metrics = manifest["metrics"][split]
+        assert set(metrics) >= {"accuracy", "macro_precision", "macro_recall", "macro_f1",
+                                "confusion_matrix"}
+        assert np.array(metrics["confusion_matrix"]).sum() == manifest["split"]["test"]
+    assert manifest["fidelity"]["labels_equal"] == manifest["fidelity"]["n"]
+    assert manifest["fidelity"]["max_abs_probability_difference"] <= 1e-4
+    assert {"python", "numpy", "keras", "codabench_kit"} <= set(manifest["libraries"])
+    assert manifest["training"]["history"]["scratch"]["accuracy"]
+
+
+def test_validate_accepts_the_zip_and_reproduces_build_predictions(built):
+    out, _ = built
+    heldout = out.with_name("tiny.heldout.npz")
+    result = CliRunner().invoke(cli, ["validate", str(out), "--data", str(heldout)])
+    assert result.exit_code == 0, result.output
+    with np.load(heldout) as data:
+        n = len(data["labels"])
+    assert f"agreement: {n}/{n} predictions equal the build's" in result.output
+    assert result.output.strip().splitlines()[-1] == f"valid: {out}"
+
+
+def test_second_build_to_the_same_path_is_refused(built):
+    out, _ = built
+    before = out.read_bytes()
+    result = CliRunner().invoke(cli, ["build", *TINY, "--out", str(out)])
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+    assert out.read_bytes() == before

@@ -1,0 +1,29 @@
+"""The wheel installs plugins and templates inside the codabench_kit namespace."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_contents(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(ROOT)], check=True)
+    wheel = next(tmp_path.glob("codabench_kit-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(archive.read(n).decode() for n in names
+                            if n.endswith("entry_points.txt"))
+    for expected in ("codabench_kit/cli.py", "codabench_kit/plugins/backbones.py",
+                     "codabench_kit/plugins/augmenters.py", "codabench_kit/templates/model.py",
+                     "codabench_kit/validation/ingest.py"):
+        assert expected in names
+    tops = {name.split("/")[0] for name in names}
+    assert all(top == "codabench_kit" or top.endswith(".dist-info") for top in tops), tops
+    assert "[codabench_kit]" in entry_points
+    assert "backbones = codabench_kit.plugins.backbones" in entry_points
+    assert "cbk = codabench_kit.cli:main" in entry_points
