@@ -241,6 +241,7 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
             progress(f"Keras runs on {keras.backend.backend()}, and the SavedModel export needs "
                      f"TensorFlow: on a machine with TensorFlow run "
                      f"`cbk package {run_dir} --out {out_path}`")
+            progress(f"build finished in {time.perf_counter() - started:.0f} s")
             return BuildResult(zip_path=None, manifest=recipe, run_path=run_dir)
         manifest = package_run(run, out_path, registry, validate=config.validate,
                                progress=progress)

@@ -34,7 +34,7 @@ def find_exact_duplicates(images, labels, max_copies=10):
     n = len(labels)
     digests = np.array([hashlib.blake2b(images[i].tobytes(), digest_size=16).digest()
                         for i in range(n)], dtype="S16")
-    _, group, counts = np.unique(digests, return_inverse=True, return_counts=True)
+    _, group = np.unique(digests, return_inverse=True)
     keep = np.ones(n, dtype=bool)
     reasons = {}
     order = np.argsort(group, kind="stable")

@@ -33,8 +33,8 @@ def tree_entries(root: Path, prefix: str) -> dict[str, Path]:
 def ensure_absent(path: Path) -> None:
     if path.exists():
         raise OutputExistsError(
-            f"{path} already exists; cbk never overwrites outputs. Choose another --out "
-            f"or remove the file"
+            f"{path} already exists; cbk never overwrites outputs. Choose another path "
+            f"or remove it"
         )
 
 

@@ -15,13 +15,14 @@ from codabench_kit.backend import has_tensorflow
 from codabench_kit.errors import BuildError
 
 
-def require_tensorflow(run_path: Path | None = None) -> None:
+def require_tensorflow(run_path: Path | None = None, out_path: Path | None = None) -> None:
     if has_tensorflow():
         return
     where = f" The trained run is saved in {run_path}." if run_path else ""
     raise BuildError(
         "exporting the submission's SavedModel needs TensorFlow, which is not installed "
-        f"here.{where} On a machine with TensorFlow, run `cbk package RUN_DIR`."
+        f"here.{where} On a machine with TensorFlow, run "
+        f"`cbk package {run_path or 'RUN_DIR'} --out {out_path or 'ZIP'}`."
     )
 
 

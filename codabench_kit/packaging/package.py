@@ -46,7 +46,7 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
     ensure_absent(out_path)
     heldout_out = heldout_path_for(out_path)
     ensure_absent(heldout_out)
-    require_tensorflow(run.path)
+    require_tensorflow(run.path, out_path)
     recipe = run.recipe
     heldout = run.heldout()
 
@@ -57,7 +57,8 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
     if keras.backend.backend() != "tensorflow":
         raise BuildError(
             f"exporting needs the TensorFlow Keras backend; this process runs "
-            f"{keras.backend.backend()!r}. Run `KERAS_BACKEND=tensorflow cbk package {run.path}`"
+            f"{keras.backend.backend()!r}. Run `KERAS_BACKEND=tensorflow cbk package {run.path} "
+            f"--out {out_path}`"
         )
     progress("packaging: rebuilding the classifier from the run's weights")
     classifier, _ = rebuild_classifier(recipe, registry)
