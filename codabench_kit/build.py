@@ -75,18 +75,81 @@ def default_zip_name(backbone: str, now: datetime | None = None) -> str:
     return f"cbk-{backbone}-{now:%Y%m%d-%H%M%S}.zip"
 
 
+@dataclass
+class _Inputs:
+    """Everything :func:`_check_inputs` resolved before any work."""
+
+    selection: Any
+    weights: str | None
+    out_path: Path
+    keep_run: str | None
+    exports_here: bool
+    dataset: Any
+
+
 def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None) -> BuildResult:
+    """Run every stage; see the module docstring. Returns the published zip's path."""
+    inputs = _check_inputs(config, registry)
+    dataset = inputs.dataset
+    progress(f"data: {len(dataset.labels)} images, {dataset.num_classes} classes from "
+             f"{dataset.source}")
+    started = time.perf_counter()
+
+    from codabench_kit.backend import device_summary, import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    device = device_summary()
+    progress(f"backend: keras {keras.__version__} on {keras.backend.backend()}, device {device}")
+    # The backbone first: fetching ImageNet weights is the likeliest early failure.
+    classifier, backbone = _build_classifier(config, inputs, progress)
+    clean, reports = _clean(config, inputs, progress)
+    parts, heldout = _split(config, clean, progress)
+    history, plan, seconds = _train(config, inputs, clean, parts, classifier, backbone, progress)
+    metrics = _evaluate(config, inputs, clean, classifier, heldout, progress)
+
+    recipe = {
+        "cbk_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": config.seed,
+        "components": inputs.selection.describe(),
+        "num_classes": clean.num_classes,
+        "class_names": list(clean.class_names),
+        "image_shape": list(dataset.image_shape),
+        "data": {"source": dataset.source, "fingerprint": dataset.fingerprint(),
+                 "images": int(len(dataset.labels)),
+                 "class_counts": dataset.class_counts().tolist(),
+                 "after_cleaning": int(len(clean.labels))},
+        "cleaning": [r.to_dict() for r in reports],
+        "split": {"train": int(len(parts[0])), "validation": int(len(parts[1])),
+                  "test": int(len(parts[2])), "val_fraction": config.val_fraction,
+                  "test_fraction": config.test_fraction},
+        "heldout": {"seed": heldout["seed"], "ops_per_image": heldout["ops_per_image"]},
+        "training": {"weights": config.weights or "none", "pretrained": inputs.weights is not None,
+                     "plan": vars(plan), "batch_size": config.batch_size,
+                     "dropout": config.dropout, "history": history, "seconds": round(seconds, 1),
+                     "backend": keras.backend.backend(), "device": device},
+        "metrics": metrics,
+        "libraries": library_versions(),
+    }
+    result = _save_and_package(config, inputs, recipe, classifier, heldout, registry, progress)
+    progress(f"build finished in {time.perf_counter() - started:.0f} s")
+    return result
+
+
+def _check_inputs(config: BuildConfig, registry) -> _Inputs:
+    """Check every input and resolve the selection, paths and data; no work is done."""
+    from codabench_kit.backend import choose_backend
     from codabench_kit.data import demo_dataset, load_dataset
     from codabench_kit.options import select
     from codabench_kit.training.weights import normalize_weights
 
-    # ---- preflight: every input is checked before any work -------------------------
     selection = select(registry, config.plugins, config.settings, config.file_settings)
-    backbone_component = selection.one("backbone")
+    backbone = selection.one("backbone")
     weights = normalize_weights(config.weights)
-    if weights is not None and not backbone_component.metadata.get("pretrained", False):
+    if weights is not None and not backbone.metadata.get("pretrained", False):
         raise BuildError(
-            f"backbone {backbone_component.name!r} has no pretrained weights; expected "
+            f"backbone {backbone.name!r} has no pretrained weights; expected "
             f"--weights none with it, received {config.weights!r}"
         )
     for name, value in (("--epochs", config.epochs), ("--head-epochs", config.head_epochs),
@@ -96,13 +159,11 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
     if config.batch_size < 1:
         raise BuildError(f"expected --batch-size >= 1; received {config.batch_size}")
     out_path = Path(config.out) if config.out else (
-        Path(config.submissions_dir) / default_zip_name(backbone_component.name))
+        Path(config.submissions_dir) / default_zip_name(backbone.name))
     if out_path.suffix != ".zip":
         raise BuildError(f"expected --out to end in .zip; received {str(out_path)!r}")
     ensure_absent(out_path)
     ensure_absent(heldout_path_for(out_path))
-    from codabench_kit.backend import choose_backend
-
     exports_here = choose_backend() == "tensorflow"
     keep_run = config.keep_run
     if not exports_here and not keep_run:
@@ -113,53 +174,60 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
         dataset = demo_dataset(seed=config.seed, per_class=config.demo_per_class)
     else:
         dataset = load_dataset(config.data)
-    progress(f"data: {len(dataset.labels)} images, {dataset.num_classes} classes from "
-             f"{dataset.source}")
+    return _Inputs(selection, weights, out_path, keep_run, exports_here, dataset)
 
-    started = time.perf_counter()
-    # ---- backbone first: fetching ImageNet weights is the likeliest early failure ----
-    from codabench_kit.backend import device_summary, import_keras
+
+def _build_classifier(config, inputs, progress):
     from codabench_kit.training.model import assemble_classifier
 
-    keras = import_keras()
-    keras.utils.set_random_seed(config.seed)
-    progress(f"backend: keras {keras.__version__} on {keras.backend.backend()}, "
-             f"device {device_summary()}")
-    backbone = backbone_component.create(input_shape=dataset.image_shape, weights=weights,
-                                         **selection.options_for(backbone_component.name))
-    if backbone_component.metadata.get("pretrained") and weights is None:
-        progress(f"note: {backbone_component.name} starts from random weights (--weights none); "
+    component = inputs.selection.one("backbone")
+    backbone = component.create(input_shape=inputs.dataset.image_shape, weights=inputs.weights,
+                                **inputs.selection.options_for(component.name))
+    if component.metadata.get("pretrained") and inputs.weights is None:
+        progress(f"note: {component.name} starts from random weights (--weights none); "
                  f"pass --weights imagenet or a weights file for transfer learning")
-    classifier = assemble_classifier(backbone, dataset.num_classes, dropout=config.dropout)
+    classifier = assemble_classifier(backbone, inputs.dataset.num_classes, dropout=config.dropout)
+    return classifier, backbone
 
-    # ---- clean -------------------------------------------------------------------------
+
+def _clean(config, inputs, progress):
     from codabench_kit.cleaning import run_cleaners
 
+    selection = inputs.selection
     cleaners = [(c.name, c.create(**selection.options_for(c.name)))
                 for c in selection.of("cleaner")]
-    kept, clean_reports = run_cleaners(cleaners, dataset,
-                                       max_removed_share=config.max_removed_share)
-    for report in clean_reports:
+    kept, reports = run_cleaners(cleaners, inputs.dataset,
+                                 max_removed_share=config.max_removed_share)
+    for report in reports:
         detail = ", ".join(f"{n} {why}" for why, n in report.reasons.items()) or "nothing"
         progress(f"clean {report.name}: removed {report.removed} of {report.seen} ({detail})")
-    clean = dataset.subset(kept)
+    return inputs.dataset.subset(kept), reports
 
-    # ---- split and the held-out augmented test set ------------------------------------
+
+def _split(config, clean, progress):
+    """Stratified split, and the held-out sets (clean and augmented test images)."""
     from codabench_kit.heldout import HELDOUT_SEED, make_augmented_test_set
     from codabench_kit.split import stratified_split
 
-    train_idx, val_idx, test_idx = stratified_split(
-        clean.labels, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-        seed=config.seed, class_names=clean.class_names)
-    progress(f"split: {len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test")
-    test_images, test_labels = clean.images[test_idx], clean.labels[test_idx]
-    augmented_images, corruptions = make_augmented_test_set(test_images, seed=HELDOUT_SEED)
-    progress(f"held-out augmented test set: {len(augmented_images)} images, 2 corruptions each")
+    parts = stratified_split(clean.labels, val_fraction=config.val_fraction,
+                             test_fraction=config.test_fraction, seed=config.seed,
+                             class_names=clean.class_names)
+    progress(f"split: {len(parts[0])} train, {len(parts[1])} validation, {len(parts[2])} test")
+    test = parts[2]
+    augmented, corruptions = make_augmented_test_set(clean.images[test], seed=HELDOUT_SEED)
+    progress(f"held-out augmented test set: {len(augmented)} images, 2 corruptions each")
+    heldout = {"images": clean.images[test], "labels": clean.labels[test],
+               "images_augmented": augmented, "corruptions": np.array(corruptions),
+               "seed": HELDOUT_SEED, "ops_per_image": 2}
+    return parts, heldout
 
-    # ---- train ------------------------------------------------------------------------
+
+def _train(config, inputs, clean, parts, classifier, backbone, progress):
     from codabench_kit.training.batches import TrainingBatches, one_hot
     from codabench_kit.training.trainer import TrainingPlan, train
 
+    selection = inputs.selection
+    train_idx, val_idx, _ = parts
     augmenters = [c.create(seed=config.seed + i, **selection.options_for(c.name))
                   for i, c in enumerate(selection.of("augmenter"))]
     batches = TrainingBatches(clean.images[train_idx], clean.labels[train_idx],
@@ -169,81 +237,49 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
                   one_hot(clean.labels[val_idx], clean.num_classes))
     plan = TrainingPlan(head_epochs=config.head_epochs, epochs=config.epochs,
                         patience=config.patience)
-    pretrained = weights is not None
-    train_started = time.perf_counter()
-    history = train(classifier, backbone, batches, validation, pretrained=pretrained,
-                    plan=plan, progress=progress)
-    train_seconds = time.perf_counter() - train_started
+    started = time.perf_counter()
+    history = train(classifier, backbone, batches, validation,
+                    pretrained=inputs.weights is not None, plan=plan, progress=progress)
+    return history, plan, time.perf_counter() - started
 
-    # ---- evaluate the model as it will ship (with TTA) ------------------------------
+
+def _evaluate(config, inputs, clean, classifier, heldout, progress):
+    """Metrics of the model as it ships (with TTA); adds its probabilities to ``heldout``."""
     from codabench_kit.evaluation import classification_metrics
     from codabench_kit.training.model import inference_model
 
-    tta_component = selection.one("tta")
-    model = inference_model(classifier, tta_component.create(
-        **selection.options_for(tta_component.name)))
-    probabilities = model.predict(test_images.astype("float32"), verbose=0,
-                                  batch_size=config.batch_size)
-    probabilities_aug = model.predict(augmented_images.astype("float32"), verbose=0,
-                                      batch_size=config.batch_size)
-    metrics = {
-        "clean_test": classification_metrics(test_labels, probabilities.argmax(-1),
-                                             clean.num_classes),
-        "augmented_test": classification_metrics(test_labels, probabilities_aug.argmax(-1),
-                                                 clean.num_classes),
-    }
-    progress(f"test accuracy: clean {metrics['clean_test']['accuracy']:.3f}, "
-             f"augmented {metrics['augmented_test']['accuracy']:.3f} "
-             f"(macro F1 {metrics['clean_test']['macro_f1']:.3f} / "
-             f"{metrics['augmented_test']['macro_f1']:.3f})")
+    component = inputs.selection.one("tta")
+    model = inference_model(classifier, component.create(
+        **inputs.selection.options_for(component.name)))
+    metrics = {}
+    for split, key in (("clean_test", "images"), ("augmented_test", "images_augmented")):
+        probabilities = model.predict(heldout[key].astype("float32"), verbose=0,
+                                      batch_size=config.batch_size).astype("float32")
+        heldout[key.replace("images", "probabilities")] = probabilities
+        metrics[split] = classification_metrics(heldout["labels"], probabilities.argmax(-1),
+                                                clean.num_classes)
+    clean_m, aug_m = metrics["clean_test"], metrics["augmented_test"]
+    progress(f"test accuracy: clean {clean_m['accuracy']:.3f}, augmented {aug_m['accuracy']:.3f} "
+             f"(macro F1 {clean_m['macro_f1']:.3f} / {aug_m['macro_f1']:.3f})")
+    return metrics
 
-    recipe = {
-        "cbk_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": config.seed,
-        "components": selection.describe(),
-        "num_classes": clean.num_classes,
-        "class_names": list(clean.class_names),
-        "image_shape": list(dataset.image_shape),
-        "data": {"source": dataset.source, "fingerprint": dataset.fingerprint(),
-                 "images": int(len(dataset.labels)),
-                 "class_counts": dataset.class_counts().tolist(),
-                 "after_cleaning": int(len(clean.labels))},
-        "cleaning": [r.to_dict() for r in clean_reports],
-        "split": {"train": int(len(train_idx)), "validation": int(len(val_idx)),
-                  "test": int(len(test_idx)), "val_fraction": config.val_fraction,
-                  "test_fraction": config.test_fraction},
-        "heldout": {"seed": HELDOUT_SEED, "ops_per_image": 2},
-        "training": {"weights": config.weights or "none", "pretrained": pretrained,
-                     "plan": vars(plan), "batch_size": config.batch_size,
-                     "dropout": config.dropout, "history": history,
-                     "seconds": round(train_seconds, 1),
-                     "backend": keras.backend.backend(), "device": device_summary()},
-        "metrics": metrics,
-        "libraries": library_versions(),
-    }
-    heldout = {"images": test_images, "labels": test_labels,
-               "images_augmented": augmented_images,
-               "corruptions": np.array(corruptions),
-               "probabilities": probabilities.astype("float32"),
-               "probabilities_augmented": probabilities_aug.astype("float32")}
 
-    # ---- save the run, then package it ------------------------------------------------
+def _save_and_package(config, inputs, recipe, classifier, heldout, registry, progress):
     from codabench_kit.packaging.package import package_run
     from codabench_kit.run_record import save_run
 
+    arrays = {k: v for k, v in heldout.items() if isinstance(v, np.ndarray)}
     with tempfile.TemporaryDirectory(prefix="cbk-run-") as scratch:
-        run_dir = Path(keep_run) if keep_run else Path(scratch) / "run"
-        run = save_run(run_dir, recipe, classifier, heldout)
-        if keep_run:
+        run_dir = Path(inputs.keep_run) if inputs.keep_run else Path(scratch) / "run"
+        run = save_run(run_dir, recipe, classifier, arrays)
+        if inputs.keep_run:
             progress(f"run saved in {run_dir}")
-        if not exports_here:
-            progress(f"Keras runs on {keras.backend.backend()}, and the SavedModel export needs "
-                     f"TensorFlow: on a machine with TensorFlow run "
-                     f"`cbk package {run_dir} --out {out_path}`")
-            progress(f"build finished in {time.perf_counter() - started:.0f} s")
+        if not inputs.exports_here:
+            progress(f"Keras does not run on TensorFlow here, and the SavedModel export needs "
+                     f"it: on a machine with TensorFlow run "
+                     f"`cbk package {run_dir} --out {inputs.out_path}`")
             return BuildResult(zip_path=None, manifest=recipe, run_path=run_dir)
-        manifest = package_run(run, out_path, registry, validate=config.validate,
+        manifest = package_run(run, inputs.out_path, registry, validate=config.validate,
                                progress=progress)
-    progress(f"build finished in {time.perf_counter() - started:.0f} s")
-    return BuildResult(zip_path=out_path, manifest=manifest, run_path=run_dir if keep_run else None)
+    return BuildResult(zip_path=inputs.out_path, manifest=manifest,
+                       run_path=run_dir if inputs.keep_run else None)
