@@ -1,0 +1,334 @@
+"""A procedural demo training set that looks loosely like AN2DL's blood-smear crops.
+
+Each image is a pale background with red blood cells and, except for platelets, one
+white cell near the centre whose morphology follows its class, roughly as in a
+May-Grünwald-Giemsa stained peripheral-blood smear. Painting happens in optical
+density (absorbance) so that stains overlap the way they do on glass; every pixel
+operation is vectorised numpy, and the same seed always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codabench_kit.data.dataset import AN2DL_CLASS_NAMES, Dataset
+from codabench_kit.errors import DataError
+
+
+def _od(rgb) -> np.ndarray:
+    """Optical density per channel of a colour seen through one unit of stain."""
+    return (-np.log(np.asarray(rgb, dtype=np.float64) / 255.0)).astype(np.float32)
+
+
+# Colour of one unit of each stain on white: OD vectors (R, G, B).
+_BACKGROUND = _od((240, 226, 224))
+_RBC = _od((226, 158, 158))
+_NUCLEUS = _od((92, 52, 140))
+_CYTO_PALE_BLUE = _od((178, 202, 236))
+_CYTO_GREY_BLUE = _od((186, 184, 214))
+_CYTO_DEEP_BLUE = _od((150, 150, 205))
+_CYTO_PINK = _od((232, 208, 218))
+_CYTO_LILAC = _od((214, 196, 226))
+_GRAN_EOSIN = _od((238, 122, 86))
+_GRAN_BASO = _od((62, 32, 104))
+_GRAN_NEUTRO = _od((196, 160, 206))
+_PLATELET = _od((160, 110, 196))
+
+
+def demo_dataset(seed: int = 0, per_class: int = 200, image_size: int = 96) -> Dataset:
+    """Draw a deterministic synthetic blood-cell dataset with the 8 AN2DL classes.
+
+    Args:
+        seed: Random seed; the same seed gives byte-identical arrays.
+        per_class: Images per class.
+        image_size: Side of the square images in pixels; cell sizes scale with it.
+
+    Returns:
+        A :class:`Dataset` of ``8 * per_class`` shuffled images, source ``"demo(seed=...)"``.
+
+    Raises:
+        DataError: An argument is out of range.
+    """
+    for name, value, low in (("seed", seed, 0), ("per_class", per_class, 1), ("image_size", image_size, 32)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise DataError(f"Expected {name} to be an integer >= {low}. Received: {name}={value!r}")
+    rng = np.random.default_rng(int(seed))
+    num_classes = len(AN2DL_CLASS_NAMES)
+    labels = rng.permutation(np.repeat(np.arange(num_classes, dtype=np.int64), int(per_class)))
+    painter = _Painter(int(image_size))
+    images = np.empty((labels.size, image_size, image_size, 3), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        images[i] = painter.paint(int(label), rng)
+    return Dataset(images=images, labels=labels, class_names=AN2DL_CLASS_NAMES,
+                   source=f"demo(seed={int(seed)})")
+
+
+def _ramp(inside: np.ndarray, width: float) -> np.ndarray:
+    """Soft step: 0 outside, 1 inside, linear over ``width`` pixels around the edge."""
+    return np.clip(0.5 + inside / width, 0.0, 1.0)
+
+
+def _interp_matrix(size: int, cells: int) -> np.ndarray:
+    """Linear interpolation from ``cells`` grid values to ``size`` pixels, as a matrix."""
+    pos = (np.arange(size) + 0.5) / size * (cells - 1)
+    lo = np.minimum(np.floor(pos).astype(int), cells - 2)
+    frac = pos - lo
+    matrix = np.zeros((size, cells), dtype=np.float32)
+    matrix[np.arange(size), lo] = 1.0 - frac
+    matrix[np.arange(size), lo + 1] = frac
+    return matrix
+
+
+class _Painter:
+    """Paints one image at a time on a fixed pixel grid."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.scale = size / 96.0
+        coords = np.arange(size, dtype=np.float32) + 0.5
+        self.yy, self.xx = np.meshgrid(coords, coords, indexing="ij")
+        self.coords = coords
+        self._interp = {}
+
+    # ---------------------------------------------------------------- helpers
+
+    def noise(self, rng, cells: int) -> np.ndarray:
+        """Smooth noise with roughly unit variance and features ``size / cells`` wide."""
+        matrix = self._interp.get(cells)
+        if matrix is None:
+            matrix = self._interp[cells] = _interp_matrix(self.size, cells)
+        grid = rng.standard_normal((cells, cells)).astype(np.float32)
+        return matrix @ grid @ matrix.T * 1.4
+
+    def blobs(self, rng, centres: np.ndarray, sigma, weights=None) -> np.ndarray:
+        """Sum of round Gaussian spots at ``centres`` (G, 2) as (x, y); separable, so a matmul."""
+        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float32), (len(centres),))[:, None]
+        gx = np.exp(-0.5 * ((self.coords[None, :] - centres[:, :1]) / sigma) ** 2)
+        gy = np.exp(-0.5 * ((self.coords[None, :] - centres[:, 1:]) / sigma) ** 2)
+        if weights is not None:
+            gy = gy * np.asarray(weights, dtype=np.float32)[:, None]
+        return (gy.T @ gx).astype(np.float32)
+
+    @staticmethod
+    def points_in_disc(rng, cx, cy, radius, count) -> np.ndarray:
+        r = radius * np.sqrt(rng.uniform(0.0, 1.0, count))
+        a = rng.uniform(0.0, 2 * np.pi, count)
+        return np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], axis=1).astype(np.float32)
+
+    def ellipse(self, cx, cy, a, b, theta, wobble=None) -> np.ndarray:
+        """Approximate signed distance (px, positive inside) to a rotated ellipse."""
+        dx, dy = self.xx - cx, self.yy - cy
+        c, s = np.cos(theta), np.sin(theta)
+        u, v = dx * c + dy * s, -dx * s + dy * c
+        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        if wobble is not None:
+            phi = np.arctan2(v, u)
+            rho = rho / (1.0 + sum(amp * np.cos(k * phi + ph) for k, amp, ph in wobble))
+        return (1.0 - rho) * min(a, b)
+
+    def segment(self, p, q, width) -> np.ndarray:
+        """Signed distance (px, positive inside) to a capsule of half-width ``width`` from p to q."""
+        px, py = p
+        vx, vy = q[0] - px, q[1] - py
+        length2 = max(vx * vx + vy * vy, 1e-6)
+        t = np.clip(((self.xx - px) * vx + (self.yy - py) * vy) / length2, 0.0, 1.0)
+        return width - np.hypot(self.xx - (px + t * vx), self.yy - (py + t * vy))
+
+    @staticmethod
+    def wobble(rng, amount) -> list:
+        return [(k, rng.normal(0, amount / k), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4, 5)]
+
+    # ---------------------------------------------------------------- scene
+
+    def paint(self, label: int, rng) -> np.ndarray:
+        s = self.scale
+        size = self.size
+        layers: list[tuple[np.ndarray, np.ndarray]] = []
+        stain = {"eosin": rng.uniform(0.8, 1.2), "azure": rng.uniform(0.8, 1.15)}
+        tint = np.exp(rng.normal(0.0, 0.07, 3)).astype(np.float32)
+
+        # Background: pale pink with slow variation.
+        bg = rng.uniform(0.6, 1.4) * (1.0 + 0.25 * self.noise(rng, 4))
+        layers.append((bg, _BACKGROUND))
+
+        # The white cell's footprint decides where red cells may sit.
+        cx = size / 2 + float(np.clip(rng.normal(0, 4.0 * s), -10 * s, 10 * s))
+        cy = size / 2 + float(np.clip(rng.normal(0, 4.0 * s), -10 * s, 10 * s))
+        radius = {
+            0: rng.uniform(15.5, 18.5), 1: rng.uniform(17.5, 20.5), 2: rng.uniform(11.5, 14.0),
+            3: rng.uniform(20.0, 24.0), 4: rng.uniform(10.5, 13.0), 5: rng.uniform(22.5, 27.0),
+            6: rng.uniform(17.0, 20.0), 7: rng.uniform(4.0, 7.0),
+        }[label] * s
+        layers.append((self.red_cells(rng, cx, cy, radius) * stain["eosin"], _RBC))
+
+        if label == 7:
+            layers.extend(self.platelets(rng, cx, cy))
+        else:
+            layers.extend(self.white_cell(label, rng, cx, cy, radius, stain))
+
+        od = np.zeros((size, size, 3), dtype=np.float32)
+        for density, vector in layers:
+            od += density[..., None] * (vector * tint)
+        od = self.blur(od)
+        white = 255.0 * rng.uniform(0.93, 1.0) * np.exp(rng.normal(0.0, 0.02, 3))
+        image = white.astype(np.float32) * np.exp(-od)
+        image += rng.normal(0.0, rng.uniform(1.5, 4.0), image.shape).astype(np.float32)
+        return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def blur(od: np.ndarray) -> np.ndarray:
+        """3x3 binomial blur with edge padding: the optics' slight softness."""
+        p = np.pad(od, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        rows = 0.25 * p[:-2] + 0.5 * p[1:-1] + 0.25 * p[2:]
+        return 0.25 * rows[:, :-2] + 0.5 * rows[:, 1:-1] + 0.25 * rows[:, 2:]
+
+    def red_cells(self, rng, cx, cy, keep_out) -> np.ndarray:
+        """Light red discs with paler centres, scattered, some cut by the border."""
+        s, size = self.scale, self.size
+        rbc_r = rng.uniform(10.0, 12.5) * s
+        candidates = rng.uniform(-0.6 * rbc_r, size + 0.6 * rbc_r, (40, 2))
+        clear = np.hypot(candidates[:, 0] - cx, candidates[:, 1] - cy) > keep_out + 0.55 * rbc_r
+        centres = candidates[clear][: int(rng.integers(4, 10))]
+        if len(centres) == 0:
+            return np.zeros((size, size), dtype=np.float32)
+        k = len(centres)
+        radii = (rbc_r * rng.uniform(0.88, 1.12, k)).astype(np.float32)[:, None, None]
+        squash = rng.uniform(0.85, 1.0, k).astype(np.float32)[:, None, None]
+        theta = rng.uniform(0, np.pi, k).astype(np.float32)[:, None, None]
+        dx = self.xx[None] - centres[:, 0, None, None].astype(np.float32)
+        dy = self.yy[None] - centres[:, 1, None, None].astype(np.float32)
+        u = dx * np.cos(theta) + dy * np.sin(theta)
+        v = (-dx * np.sin(theta) + dy * np.cos(theta)) / squash
+        dist = np.sqrt(u * u + v * v)
+        body = _ramp(radii - dist, 1.6)
+        pallor = np.exp(-((dist / (0.48 * radii)) ** 2))
+        strength = rng.uniform(0.75, 1.15, k).astype(np.float32)[:, None, None]
+        return (body * (1.0 - 0.62 * pallor) * strength).sum(axis=0)
+
+    def platelets(self, rng, cx, cy) -> list:
+        """One or a few small purple fragments with a darker granular centre."""
+        s = self.scale
+        count = int(rng.choice([1, 1, 2, 3]))
+        pts = [(cx, cy)]
+        for _ in range(count - 1):
+            a, d = rng.uniform(0, 2 * np.pi), rng.uniform(7, 14) * s
+            pts.append((cx + d * np.cos(a), cy + d * np.sin(a)))
+        body = np.zeros_like(self.xx)
+        granules = np.zeros_like(self.xx)
+        for px, py in pts:
+            r = rng.uniform(3.0, 5.5) * s
+            shape = self.ellipse(px, py, r, r * rng.uniform(0.6, 0.95), rng.uniform(0, np.pi),
+                                 self.wobble(rng, 0.12))
+            body = np.maximum(body, _ramp(shape, 1.2))
+            centres = self.points_in_disc(rng, px, py, 0.6 * r, int(rng.integers(4, 9)))
+            granules += self.blobs(rng, centres, 0.7 * s)
+        return [(body * rng.uniform(0.6, 0.9), _PLATELET),
+                (np.minimum(granules, 1.5) * body * rng.uniform(0.35, 0.6), _NUCLEUS)]
+
+    # ---------------------------------------------------------------- white cells
+
+    def white_cell(self, label, rng, cx, cy, r, stain) -> list:
+        s = self.scale
+        theta = rng.uniform(0, 2 * np.pi)
+        c, sn = np.cos(theta), np.sin(theta)
+
+        def at(u, v):  # local cell coordinates -> image coordinates
+            return cx + u * c - v * sn, cy + u * sn + v * c
+
+        irregular = 0.09 if label == 5 else 0.04
+        cell = _ramp(self.ellipse(cx, cy, r, r * rng.uniform(0.88, 1.0), theta,
+                                  self.wobble(rng, irregular)), 1.4)
+        azure = stain["azure"]
+        layers = []
+
+        if label == 0:  # basophil: nucleus hidden under coarse dark granules
+            nucleus = _ramp(self.ellipse(*at(rng.normal(0, 2 * s), 0), 0.62 * r, 0.5 * r, theta,
+                                         self.wobble(rng, 0.12)), 1.5)
+            layers += [(cell * rng.uniform(0.55, 0.8), _CYTO_LILAC),
+                       (nucleus * rng.uniform(0.55, 0.75) * azure, _NUCLEUS)]
+            centres = self.points_in_disc(rng, cx, cy, 0.9 * r, int(rng.integers(45, 80)))
+            grains = self.blobs(rng, centres, rng.uniform(1.0, 1.5, len(centres)) * s,
+                                rng.uniform(0.5, 1.0, len(centres)))
+            layers.append((np.minimum(grains, 1.6) * cell * rng.uniform(0.5, 0.7) * azure, _GRAN_BASO))
+
+        elif label == 1:  # eosinophil: bilobed nucleus, orange-red granules everywhere
+            gap = rng.uniform(0.32, 0.42) * r
+            bend = rng.uniform(-0.15, 0.1) * r
+            lobes = []
+            for side in (-1, 1):
+                lx, ly = at(side * gap, bend)
+                lobes.append((lx, ly))
+            shape = np.maximum.reduce([
+                self.ellipse(lx, ly, 0.36 * r * rng.uniform(0.9, 1.1), 0.27 * r, theta + side * 0.5,
+                             self.wobble(rng, 0.06))
+                for (lx, ly), side in zip(lobes, (-1, 1))
+            ] + [self.segment(lobes[0], lobes[1], 1.4 * s)])
+            nucleus = _ramp(shape, 1.2)
+            texture = 1.0 + 0.15 * self.noise(rng, 24)
+            centres = self.points_in_disc(rng, cx, cy, 0.93 * r, int(rng.integers(110, 160)))
+            grains = self.blobs(rng, centres, rng.uniform(1.0, 1.3) * s)
+            layers += [(cell * rng.uniform(0.35, 0.5), _CYTO_PINK),
+                       (nucleus * texture * rng.uniform(0.75, 0.95) * azure, _NUCLEUS),
+                       (np.minimum(grains, 2.0) * cell * rng.uniform(0.45, 0.6) * stain["eosin"], _GRAN_EOSIN)]
+
+        elif label == 2:  # erythroblast: very dense round nucleus, thin deep-blue rim
+            off = rng.uniform(0, 0.18) * r
+            nucleus = _ramp(self.ellipse(*at(off, 0), 0.66 * r, 0.62 * r, theta,
+                                         self.wobble(rng, 0.02)), 1.0)
+            texture = 1.0 + 0.06 * self.noise(rng, 32)
+            layers += [(cell * rng.uniform(0.75, 1.05), _CYTO_DEEP_BLUE),
+                       (nucleus * texture * rng.uniform(1.45, 1.7) * azure, _NUCLEUS)]
+
+        elif label == 3:  # immature granulocyte: big oval nucleus, fine lighter chromatin
+            off = rng.uniform(0.1, 0.25) * r
+            nucleus = _ramp(self.ellipse(*at(off, 0), 0.58 * r, rng.uniform(0.45, 0.55) * r,
+                                         theta + rng.normal(0, 0.3), self.wobble(rng, 0.05)), 1.4)
+            texture = 1.0 + 0.22 * self.noise(rng, 40)
+            centres = self.points_in_disc(rng, cx, cy, 0.9 * r, int(rng.integers(15, 40)))
+            grains = self.blobs(rng, centres, 0.8 * s)
+            layers += [(cell * rng.uniform(0.55, 0.8), _CYTO_GREY_BLUE),
+                       (nucleus * texture * rng.uniform(0.55, 0.75) * azure, _NUCLEUS),
+                       (np.minimum(grains, 1.0) * cell * 0.25, _GRAN_NEUTRO)]
+
+        elif label == 4:  # lymphocyte: small, nucleus nearly fills it, thin pale-blue rim
+            nucleus = _ramp(self.ellipse(*at(rng.uniform(0, 0.08) * r, 0), 0.86 * r,
+                                         rng.uniform(0.78, 0.86) * r, theta, self.wobble(rng, 0.04)), 1.1)
+            texture = 1.0 + 0.2 * self.noise(rng, 20)
+            layers += [(cell * rng.uniform(0.6, 0.9), _CYTO_PALE_BLUE),
+                       (nucleus * texture * rng.uniform(1.05, 1.3) * azure, _NUCLEUS)]
+
+        elif label == 5:  # monocyte: kidney / horseshoe nucleus, grey-blue cytoplasm, vacuoles
+            shift = rng.uniform(0.05, 0.15) * r
+            body = self.ellipse(*at(shift, 0), 0.6 * r, 0.5 * r, theta, self.wobble(rng, 0.05))
+            notch_r = rng.uniform(0.22, 0.4) * r
+            nx, ny = at(shift + 0.6 * r - rng.uniform(0.05, 0.3) * r, 0)
+            notch = np.hypot(self.xx - nx, self.yy - ny) - notch_r
+            nucleus = _ramp(np.minimum(body, notch), 1.3)
+            texture = 1.0 + 0.25 * self.noise(rng, 28)
+            vacuole_count = int(rng.integers(0, 5))
+            vac = np.zeros_like(self.xx)
+            if vacuole_count:
+                centres = self.points_in_disc(rng, *at(-0.55 * r, 0), 0.3 * r, vacuole_count)
+                vac = np.minimum(self.blobs(rng, centres, rng.uniform(1.0, 1.8) * s), 1.0)
+            layers += [(cell * (1.0 - 0.7 * vac) * rng.uniform(0.6, 0.85), _CYTO_GREY_BLUE),
+                       (nucleus * texture * rng.uniform(0.7, 0.9) * azure, _NUCLEUS)]
+
+        else:  # neutrophil: 3-5 lobes joined by thin strands, pale pink cytoplasm
+            count = int(rng.integers(3, 6))
+            arc_r = rng.uniform(0.38, 0.5) * r
+            span = rng.uniform(3.3, 4.6)
+            angles = np.linspace(-span / 2, span / 2, count) + rng.normal(0, 0.15, count)
+            centres = [at(arc_r * np.cos(a) - 0.1 * r, arc_r * np.sin(a)) for a in angles]
+            lobe = rng.uniform(0.22, 0.27) * r
+            parts = [self.ellipse(px, py, lobe * rng.uniform(1.0, 1.3), lobe * rng.uniform(0.75, 0.95),
+                                  rng.uniform(0, np.pi), self.wobble(rng, 0.05)) for px, py in centres]
+            parts += [self.segment(centres[i], centres[i + 1], rng.uniform(0.9, 1.4) * s)
+                      for i in range(count - 1)]
+            nucleus = _ramp(np.maximum.reduce(parts), 1.1)
+            texture = 1.0 + 0.15 * self.noise(rng, 24)
+            grains_at = self.points_in_disc(rng, cx, cy, 0.92 * r, int(rng.integers(40, 80)))
+            grains = self.blobs(rng, grains_at, 0.6 * s)
+            layers += [(cell * rng.uniform(0.45, 0.65), _CYTO_PINK),
+                       (np.minimum(grains, 1.0) * cell * 0.3, _GRAN_NEUTRO),
+                       (nucleus * texture * rng.uniform(0.95, 1.15) * azure, _NUCLEUS)]
+        return layers
