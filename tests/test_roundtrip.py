@@ -18,7 +18,8 @@ TINY = ["--demo-size", "12", "--epochs", "1", "--seed", "3", "--set", "cnn.width
 def built(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("build")
     out = out_dir / "tiny.zip"
-    result = CliRunner().invoke(cli, ["build", *TINY, "--out", str(out)])
+    result = CliRunner().invoke(cli, ["build", *TINY, "--out", str(out),
+                                      "--keep-run", str(out_dir / "tiny.run")])
     assert result.exit_code == 0, result.output + str(result.exception)
     return out, result
 
@@ -26,7 +27,8 @@ def built(tmp_path_factory):
 def test_build_prints_the_zip_path_last_and_leaves_no_partial_files(built):
     out, result = built
     assert result.stdout.strip().splitlines()[-1] == str(out)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.heldout.npz", "tiny.zip"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.heldout.npz", "tiny.run",
+                                                            "tiny.zip"]
     for stage in ("data:", "clean dedupe", "split:", "held-out augmented", "train epoch 1/1",
                   "test accuracy", "labels equal", "ok    answer"):
         assert stage in result.stderr
@@ -78,3 +80,31 @@ def test_second_build_to_the_same_path_is_refused(built):
     assert result.exit_code == 1
     assert "already exists" in result.stderr
     assert out.read_bytes() == before
+
+
+def test_packaging_a_run_again_gives_an_equivalent_zip(built, tmp_path):
+    out, _ = built
+    again = tmp_path / "again.zip"
+    result = CliRunner().invoke(cli, ["package", str(out.with_name("tiny.run")), "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as first, zipfile.ZipFile(again) as second:
+        assert first.namelist() == second.namelist()
+        assert first.read("model.py") == second.read("model.py")
+
+
+def test_a_failed_validation_publishes_nothing(built, tmp_path, monkeypatch):
+    """The zip is validated before it is published; on failure no zip, partial or not."""
+    import codabench_kit.validation as validation
+    from codabench_kit.validation import Check, ValidationReport
+
+    def failing(*args, **kwargs):
+        return ValidationReport(checks=(Check("load", False, "Model() failed: boom"),))
+
+    monkeypatch.setattr(validation, "validate_zip", failing)
+    out, _ = built
+    target = tmp_path / "never.zip"
+    result = CliRunner().invoke(cli, ["package", str(out.with_name("tiny.run")), "--out", str(target)])
+    assert result.exit_code == 1
+    assert "failed validation; no zip was written" in result.stderr
+    assert "FAIL  load: Model() failed: boom" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,7 @@
 """The wheel installs plugins and templates inside the codabench_kit namespace."""
 
+import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -27,3 +29,19 @@ def test_wheel_contents(tmp_path):
     assert "[codabench_kit]" in entry_points
     assert "backbones = codabench_kit.plugins.backbones" in entry_points
     assert "cbk = codabench_kit.cli:main" in entry_points
+
+    # Installed from the wheel (not the source tree), the plugins load and list.
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True)
+    code = ("import json, codabench_kit, codabench_kit.plugins.backbones as b, "
+            "codabench_kit.templates as t; print(json.dumps([codabench_kit.__file__, "
+            "b.__file__, t.__file__]))")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    files = json.loads(subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                                      capture_output=True, text=True, check=True).stdout)
+    assert all(f.startswith(str(site)) for f in files), files
+    listing = subprocess.run([sys.executable, "-m", "codabench_kit", "plugins", "--json"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    names = {c["name"] for c in json.loads(listing.stdout)["components"]}
+    assert {"cnn", "mobilenet", "effnet", "augmix", "dedupe", "flip-tta"} <= names
