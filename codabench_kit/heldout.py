@@ -39,8 +39,8 @@ def _brightness(img, s, rng):
 
 def _contrast(img, s, rng):
     factor = (0.8, 0.65, 0.5, 0.4, 0.3)[s - 1]
-    if rng.random() < 0.3:
-        factor = 1 / factor if factor > 0.5 else 1.6
+    if rng.random() < 0.3:  # sometimes more contrast instead of less
+        factor = min(1 / factor, 1.6)
     mean = img.mean(axis=(0, 1), keepdims=True)
     return (img - mean) * factor + mean
 

@@ -36,6 +36,7 @@ def test_mobilenet_loads_the_imagenet_weights_file():
     assert not np.allclose(features, np.asarray(random(images, training=False)))
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
 def test_a_weights_file_for_another_backbone_is_a_clear_error():
     from codabench_kit.errors import BuildError
     from codabench_kit.plugin_manager import get_plugin_manager
