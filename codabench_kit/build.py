@@ -80,6 +80,7 @@ class _Inputs:
     """Everything :func:`_check_inputs` resolved before any work."""
 
     selection: Any
+    cleaners: list
     weights: str | None
     out_path: Path
     keep_run: str | None
@@ -103,9 +104,10 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
     progress(f"backend: keras {keras.__version__} on {keras.backend.backend()}, device {device}")
     # The backbone first: fetching ImageNet weights is the likeliest early failure.
     classifier, backbone = _build_classifier(config, inputs, progress)
-    clean, reports = _clean(config, inputs, progress)
+    clean, outcome = _clean(config, inputs, progress)
     parts, heldout = _split(config, clean, progress)
-    history, plan, seconds = _train(config, inputs, clean, parts, classifier, backbone, progress)
+    history, plan, seconds = _train(config, inputs, clean, outcome, parts, classifier, backbone,
+                                    progress)
     metrics = _evaluate(config, inputs, clean, classifier, heldout, progress)
 
     recipe = {
@@ -120,7 +122,7 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
                  "images": int(len(dataset.labels)),
                  "class_counts": dataset.class_counts().tolist(),
                  "after_cleaning": int(len(clean.labels))},
-        "cleaning": [r.to_dict() for r in reports],
+        "cleaning": [r.to_dict() for r in outcome.reports],
         "split": {"train": int(len(parts[0])), "validation": int(len(parts[1])),
                   "test": int(len(parts[2])), "val_fraction": config.val_fraction,
                   "test_fraction": config.test_fraction},
@@ -170,11 +172,13 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
         keep_run = str(out_path.with_suffix(".run"))
     if keep_run:
         ensure_absent(Path(keep_run))
+    cleaners = [(c.name, c.create(**selection.options_for(c.name)))
+                for c in selection.of("cleaner")]
     if config.data is None:
         dataset = demo_dataset(seed=config.seed, per_class=config.demo_per_class)
     else:
         dataset = load_dataset(config.data)
-    return _Inputs(selection, weights, out_path, keep_run, exports_here, dataset)
+    return _Inputs(selection, cleaners, weights, out_path, keep_run, exports_here, dataset)
 
 
 def _build_classifier(config, inputs, progress):
@@ -191,17 +195,13 @@ def _build_classifier(config, inputs, progress):
 
 
 def _clean(config, inputs, progress):
-    from codabench_kit.cleaning import run_cleaners
+    from codabench_kit.cleaning import report_lines, run_cleaners
 
-    selection = inputs.selection
-    cleaners = [(c.name, c.create(**selection.options_for(c.name)))
-                for c in selection.of("cleaner")]
-    kept, reports = run_cleaners(cleaners, inputs.dataset,
-                                 max_removed_share=config.max_removed_share)
-    for report in reports:
-        detail = ", ".join(f"{n} {why}" for why, n in report.reasons.items()) or "nothing"
-        progress(f"clean {report.name}: removed {report.removed} of {report.seen} ({detail})")
-    return inputs.dataset.subset(kept), reports
+    outcome = run_cleaners(inputs.cleaners, inputs.dataset,
+                           max_removed_share=config.max_removed_share)
+    for line in report_lines(outcome.reports):
+        progress(line)
+    return inputs.dataset.subset(outcome.index), outcome
 
 
 def _split(config, clean, progress):
@@ -222,7 +222,7 @@ def _split(config, clean, progress):
     return parts, heldout
 
 
-def _train(config, inputs, clean, parts, classifier, backbone, progress):
+def _train(config, inputs, clean, outcome, parts, classifier, backbone, progress):
     from codabench_kit.training.batches import TrainingBatches, one_hot
     from codabench_kit.training.trainer import TrainingPlan, train
 
@@ -230,9 +230,13 @@ def _train(config, inputs, clean, parts, classifier, backbone, progress):
     train_idx, val_idx, _ = parts
     augmenters = [c.create(seed=config.seed + i, **selection.options_for(c.name))
                   for i, c in enumerate(selection.of("augmenter"))]
-    batches = TrainingBatches(clean.images[train_idx], clean.labels[train_idx],
-                              clean.num_classes, batch_size=config.batch_size,
-                              augmenters=augmenters, seed=config.seed)
+    # Balancing (repeats, weights) applies to the training split only.
+    rows = np.repeat(train_idx, outcome.repeats[train_idx])
+    weights = np.repeat(outcome.weights[train_idx], outcome.repeats[train_idx])
+    batches = TrainingBatches(clean.images[rows], clean.labels[rows], clean.num_classes,
+                              batch_size=config.batch_size, augmenters=augmenters,
+                              seed=config.seed,
+                              sample_weights=None if np.all(weights == 1) else weights)
     validation = (clean.images[val_idx].astype("float32"),
                   one_hot(clean.labels[val_idx], clean.num_classes))
     plan = TrainingPlan(head_epochs=config.head_epochs, epochs=config.epochs,

@@ -85,10 +85,12 @@ def cli():
               help="Images per class of the built-in demo data.")
 @click.option("--keep-run", type=click.Path(), default=None,
               help="Also keep the trained run (weights, recipe, held-out sets) in this folder.")
+@click.option("--max-removed", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Stop if one cleaner would remove more than this share of the data.")
 @click.option("--no-validate", is_flag=True, help="Skip validating the zip before publishing.")
 @core_errors
 def build(data, plugin_names, assignments, config, out, seed, weights, epochs, head_epochs,
-          patience, batch_size, demo_size, keep_run, no_validate):
+          patience, batch_size, demo_size, keep_run, max_removed, no_validate):
     """Clean, split, train, evaluate and package a submission zip.
 
     Prints the zip's path as the last line on stdout; progress goes to stderr.
@@ -100,6 +102,20 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
       cbk build --plugins mobilenet --set mobilenet.variant=v3small --epochs 10
     """
     from codabench_kit.build import BuildConfig, run_build
+
+    names, settings, file_settings = component_choices(plugin_names, assignments, config)
+    build_config = BuildConfig(
+        data=data, plugins=names, settings=settings, file_settings=file_settings, out=out,
+        seed=seed, weights=weights, epochs=epochs, head_epochs=head_epochs, patience=patience,
+        batch_size=batch_size, demo_per_class=demo_size, validate=not no_validate,
+        keep_run=keep_run, max_removed_share=max_removed)
+    result = run_build(build_config, load_registry(), progress=echo_progress)
+    click.echo(result.zip_path if result.zip_path is not None else result.run_path)
+
+
+def component_choices(plugin_names, assignments, config):
+    """``--plugins``, ``--set`` and the config file (``--config`` or ./cbk.toml) as
+    ``(names, settings, file_settings)``; command-line names win over the file's."""
     from codabench_kit.options import parse_set, read_config, split_names
 
     file_config = {"plugins": [], "options": {}}
@@ -107,13 +123,89 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
     if config_path:
         file_config = read_config(config_path)
     names = split_names(plugin_names) or file_config["plugins"]
-    build_config = BuildConfig(
-        data=data, plugins=names, settings=parse_set(assignments),
-        file_settings=file_config["options"], out=out, seed=seed, weights=weights,
-        epochs=epochs, head_epochs=head_epochs, patience=patience, batch_size=batch_size,
-        demo_per_class=demo_size, validate=not no_validate, keep_run=keep_run)
-    result = run_build(build_config, load_registry(), progress=echo_progress)
-    click.echo(result.zip_path if result.zip_path is not None else result.run_path)
+    return names, parse_set(assignments), file_config["options"]
+
+
+@cli.command()
+@click.option("--data", type=click.Path(), required=True,
+              help="Training .npz (AN2DL layout) or a folder with one subfolder per class.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Cleaned .npz to write (never overwritten): the input's keys, row-selected, "
+                   "plus `index`, the input rows kept. Required unless --dry-run.")
+@click.option("--plugins", "plugin_names", default="",
+              help="Comma-separated cleaners, in order. Default: "
+                   "contaminants,conflicts,dedupe,phash.")
+@click.option("--set", "assignments", multiple=True, metavar="NAME.KEY=VALUE",
+              help="A cleaner option, e.g. --set phash.max_distance=6. Repeatable.")
+@click.option("--config", type=click.Path(), default=None,
+              help="A cbk.toml (default: ./cbk.toml if present); only its cleaners are used.")
+@click.option("--picture", type=click.Path(), default=None,
+              help="PNG of the removed images. Default: OUT with .removed.png "
+                   "(with --dry-run, only when given).")
+@click.option("--max-removed", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Stop, writing nothing, if one cleaner would remove more than this share.")
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; write no .npz.")
+@core_errors
+def clean(data, out, plugin_names, assignments, config, picture, max_removed, dry_run):
+    """Run the cleaners alone: report what each removes and why, draw the removed images,
+    and write the cleaned data.
+
+    \b
+    Examples:
+      cbk clean --data training_set.npz --out clean.npz
+      cbk clean --data training_set.npz --dry-run --picture removed.png
+      cbk clean --data training_set.npz --out clean.npz --plugins contaminants,phash,balance \\
+                --set balance.method=oversample
+    """
+    from codabench_kit.cleaning import report_table, run_cleaners
+    from codabench_kit.cleaned_file import cleaned_arrays, write_npz_atomically
+    from codabench_kit.data import load_dataset
+    from codabench_kit.options import select
+    from codabench_kit.packaging.bundle import ensure_absent
+    from codabench_kit.removed_grid import removed_grid
+
+    names, settings, file_settings = component_choices(plugin_names, assignments, config)
+    registry = load_registry()
+    others = [n for n in names if n in registry and registry.get(n).kind != "cleaner"]
+    if others:
+        raise OptionError(f"cbk clean runs cleaners only; received {', '.join(others)} "
+                           f"({', '.join(registry.get(n).kind for n in others)})")
+    file_settings = {k: v for k, v in file_settings.items()
+                     if k in registry and registry.get(k).kind == "cleaner"}
+    selection = select(registry, names, settings, file_settings)
+    if out is None and not dry_run:
+        raise click.UsageError("expected --out OUT.npz (or --dry-run); received neither")
+    out_path = Path(out) if out else None
+    if out_path is not None and out_path.suffix != ".npz":
+        raise click.BadParameter(f"expected a path ending in .npz; received {out!r}",
+                                 param_hint="--out")
+    picture_path = Path(picture) if picture else (
+        None if dry_run else out_path.with_suffix(".removed.png"))
+    for path in (out_path if not dry_run else None, picture_path):
+        if path is not None:
+            ensure_absent(path)
+    cleaners = [(c.name, c.create(**selection.options_for(c.name)))
+                for c in selection.of("cleaner")]
+    dataset = load_dataset(data)
+    echo_progress(f"cleaning {len(dataset.labels)} images with "
+                  f"{', '.join(name for name, _ in cleaners)}")
+    outcome = run_cleaners(cleaners, dataset, max_removed_share=max_removed)
+    for line in report_table(outcome, len(dataset.labels)):
+        click.echo(line)
+    if picture_path is not None:
+        partial = picture_path.with_name(f".{picture_path.name}.partial.png")
+        try:
+            removed_grid(dataset.images, dataset.labels, dataset.class_names, outcome.removed,
+                         partial)
+            from codabench_kit.packaging.bundle import publish
+
+            publish(partial, picture_path)
+        finally:
+            partial.unlink(missing_ok=True)
+        click.echo(f"picture of the removed images: {picture_path}")
+    if not dry_run:
+        write_npz_atomically(out_path, cleaned_arrays(data, dataset, outcome))
+        click.echo(f"cleaned data: {out_path}")
 
 
 @cli.command()

@@ -23,7 +23,7 @@ from codabench_kit.errors import OptionError
 from codabench_kit.registry import KINDS, Component, Registry
 
 DEFAULTS = {
-    "cleaner": ["dedupe"],
+    "cleaner": ["contaminants", "conflicts", "dedupe", "phash"],
     "augmenter": ["flips", "augmix"],
     "backbone": ["cnn"],
     "tta": ["no-tta"],

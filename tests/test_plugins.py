@@ -10,7 +10,9 @@ from codabench_kit.errors import DuplicateComponentError, UnknownComponentError
 from codabench_kit.plugin_manager import get_plugin_manager
 from codabench_kit.registry import Registry
 
-BUILTIN = {"dedupe": "cleaner", "augmix": "augmenter", "flips": "augmenter",
+BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner",
+           "phash": "cleaner", "outliers": "cleaner", "similar": "cleaner", "balance": "cleaner",
+           "augmix": "augmenter", "flips": "augmenter",
            "cnn": "backbone", "mobilenet": "backbone", "effnet": "backbone",
            "flip-tta": "tta", "no-tta": "tta"}
 

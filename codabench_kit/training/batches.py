@@ -19,15 +19,18 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 class TrainingBatches(keras.utils.PyDataset):
-    """Batches of ``(images float32 0..255, one-hot labels)``, reshuffled each epoch."""
+    """Batches of ``(images float32 0..255, one-hot labels[, sample weights])``,
+    reshuffled each epoch."""
 
     def __init__(self, images, labels, num_classes, *, batch_size=64, augmenters=(),
-                 seed=0):
+                 seed=0, sample_weights=None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.images = images
         self.targets = one_hot(labels, num_classes)
         self.batch_size = batch_size
         self.augmenters = list(augmenters)
+        self.sample_weights = (None if sample_weights is None
+                               else np.asarray(sample_weights, dtype="float32"))
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(images))
 
@@ -40,8 +43,11 @@ class TrainingBatches(keras.utils.PyDataset):
         y = self.targets[rows]
         for augment in self.augmenters:
             x, y = augment(x, y)
-        return (keras.ops.convert_to_numpy(x).astype("float32"),
-                keras.ops.convert_to_numpy(y).astype("float32"))
+        batch = (keras.ops.convert_to_numpy(x).astype("float32"),
+                 keras.ops.convert_to_numpy(y).astype("float32"))
+        if self.sample_weights is not None:
+            batch += (self.sample_weights[rows],)
+        return batch
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.images))
