@@ -20,6 +20,7 @@ from codabench_kit import __version__
 from codabench_kit.errors import BuildError
 from codabench_kit.packaging.bundle import ensure_absent
 from codabench_kit.packaging.package import heldout_path_for
+from codabench_kit.robustness_chart import chart_path_for
 
 Progress = Callable[[str], None]
 
@@ -47,6 +48,8 @@ class BuildConfig:
     validate: bool = True
     keep_run: str | None = None
     """Also keep the trained run (weights, recipe, held-out sets) in this folder."""
+    heldout_policy: str = "mixed:n=2"
+    """How the held-out augmented test set is drawn (see :func:`codabench_kit.heldout.parse_policy`)."""
 
 
 @dataclass
@@ -126,12 +129,15 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
         "split": {"train": int(len(parts[0])), "validation": int(len(parts[1])),
                   "test": int(len(parts[2])), "val_fraction": config.val_fraction,
                   "test_fraction": config.test_fraction},
-        "heldout": {"seed": heldout["seed"], "ops_per_image": heldout["ops_per_image"]},
+        "heldout": {"seed": heldout["seed"], "policy": heldout["policy"],
+                    "ops_per_image": heldout["ops_per_image"],
+                    "images": int(len(heldout["images_augmented"]))},
         "training": {"weights": config.weights or "none", "pretrained": inputs.weights is not None,
                      "plan": vars(plan), "batch_size": config.batch_size,
                      "dropout": config.dropout, "history": history, "seconds": round(seconds, 1),
                      "backend": keras.backend.backend(), "device": device},
-        "metrics": metrics,
+        "metrics": {k: v for k, v in metrics.items() if k != "robustness"},
+        "robustness": metrics.get("robustness"),
         "libraries": library_versions(),
     }
     result = _save_and_package(config, inputs, recipe, classifier, heldout, registry, progress)
@@ -166,6 +172,7 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
         raise BuildError(f"expected --out to end in .zip; received {str(out_path)!r}")
     ensure_absent(out_path)
     ensure_absent(heldout_path_for(out_path))
+    ensure_absent(chart_path_for(out_path))
     exports_here = choose_backend() == "tensorflow"
     keep_run = config.keep_run
     if not exports_here and not keep_run:
@@ -206,19 +213,26 @@ def _clean(config, inputs, progress):
 
 def _split(config, clean, progress):
     """Stratified split, and the held-out sets (clean and augmented test images)."""
-    from codabench_kit.heldout import HELDOUT_SEED, make_augmented_test_set
+    from codabench_kit.heldout import HELDOUT_SEED, make_heldout_set, parse_policy
     from codabench_kit.split import stratified_split
+
+    policy = parse_policy(config.heldout_policy)
 
     parts = stratified_split(clean.labels, val_fraction=config.val_fraction,
                              test_fraction=config.test_fraction, seed=config.seed,
                              class_names=clean.class_names)
     progress(f"split: {len(parts[0])} train, {len(parts[1])} validation, {len(parts[2])} test")
     test = parts[2]
-    augmented, corruptions = make_augmented_test_set(clean.images[test], seed=HELDOUT_SEED)
-    progress(f"held-out augmented test set: {len(augmented)} images, 2 corruptions each")
+    augmented = make_heldout_set(clean.images[test], policy, seed=HELDOUT_SEED)
+    progress(f"held-out augmented test set ({policy}): {len(augmented.images)} images, "
+             f"{policy.describe()}")
     heldout = {"images": clean.images[test], "labels": clean.labels[test],
-               "images_augmented": augmented, "corruptions": np.array(corruptions),
-               "seed": HELDOUT_SEED, "ops_per_image": 2}
+               "images_augmented": augmented.images,
+               "corruptions": np.array(augmented.applied),
+               "seed": HELDOUT_SEED, "ops_per_image": policy.ops_per_image,
+               "policy": str(policy)}
+    if policy.copies != 1:
+        heldout["labels_augmented"] = clean.labels[test][augmented.source]
     return parts, heldout
 
 
@@ -248,8 +262,13 @@ def _train(config, inputs, clean, outcome, parts, classifier, backbone, progress
 
 
 def _evaluate(config, inputs, clean, classifier, heldout, progress):
-    """Metrics of the model as it ships (with TTA); adds its probabilities to ``heldout``."""
+    """Metrics of the model as it ships (with TTA); adds its probabilities to ``heldout``.
+
+    Also the robustness report (``metrics["robustness"]``): accuracy per corruption and
+    severity, reusing the predictions already made where the images are the same."""
     from codabench_kit.evaluation import classification_metrics
+    from codabench_kit.heldout import CORRUPTIONS, SEVERITIES
+    from codabench_kit.robustness import CLEAN, MIXED, robustness_report, table_lines
     from codabench_kit.training.model import inference_model
 
     component = inputs.selection.one("tta")
@@ -260,11 +279,35 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
         probabilities = model.predict(heldout[key].astype("float32"), verbose=0,
                                       batch_size=config.batch_size).astype("float32")
         heldout[key.replace("images", "probabilities")] = probabilities
-        metrics[split] = classification_metrics(heldout["labels"], probabilities.argmax(-1),
+        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
+        metrics[split] = classification_metrics(labels, probabilities.argmax(-1),
                                                 clean.num_classes)
     clean_m, aug_m = metrics["clean_test"], metrics["augmented_test"]
-    progress(f"test accuracy: clean {clean_m['accuracy']:.3f}, augmented {aug_m['accuracy']:.3f} "
+    progress(f"test accuracy: clean {clean_m['accuracy']:.3f}, augmented "
+             f"({heldout['policy']}) {aug_m['accuracy']:.3f} "
              f"(macro F1 {clean_m['macro_f1']:.3f} / {aug_m['macro_f1']:.3f})")
+
+    # Robustness: the held-out sets' predictions are reused when they are the same images.
+    known = {CLEAN: heldout["probabilities"].argmax(-1)}
+    augmented = heldout["probabilities_augmented"].argmax(-1)
+    n = len(heldout["labels"])
+    if heldout["policy"] == MIXED:
+        known[MIXED] = augmented
+    elif heldout["policy"] == "corruptions":
+        keys = [(name, s) for name in CORRUPTIONS for s in SEVERITIES]
+        known.update({key: augmented[i * n:(i + 1) * n] for i, key in enumerate(keys)})
+
+    def predict(images):
+        return model.predict(images.astype("float32"), verbose=0,
+                             batch_size=config.batch_size).argmax(-1)
+
+    started = time.perf_counter()
+    report = robustness_report(predict, heldout["images"], heldout["labels"], known=known,
+                               seed=heldout["seed"], progress=progress)
+    for line in table_lines(report):
+        progress(line)
+    progress(f"robustness report in {time.perf_counter() - started:.1f} s")
+    metrics["robustness"] = report
     return metrics
 
 

@@ -88,18 +88,27 @@ def cli():
 @click.option("--max-removed", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Stop if one cleaner would remove more than this share of the data.")
 @click.option("--no-validate", is_flag=True, help="Skip validating the zip before publishing.")
+@click.option("--heldout-policy", default="mixed:n=2", show_default=True,
+              callback=lambda ctx, param, value: _check_policy(value),
+              help="How the held-out augmented test set is corrupted: mixed:n=N (N random "
+                   "corruptions per image at random severities), ops:NAME,NAME[@SEVERITY] "
+                   "(those, in order; SEVERITY 1-5, random if left out) or corruptions "
+                   "(every corruption at every severity: 40 copies of the test split).")
 @core_errors
 def build(data, plugin_names, assignments, config, out, seed, weights, epochs, head_epochs,
-          patience, batch_size, demo_size, keep_run, max_removed, no_validate):
+          patience, batch_size, demo_size, keep_run, max_removed, no_validate, heldout_policy):
     """Clean, split, train, evaluate and package a submission zip.
 
-    Prints the zip's path as the last line on stdout; progress goes to stderr.
+    Prints the zip's path as the last line on stdout; progress goes to stderr. Beside the
+    zip, <name>.heldout.npz keeps the test sets and <name>.robustness.png charts the
+    accuracy per corruption and severity (also in the manifest's "robustness").
 
     \b
     Examples:
       cbk build
       cbk build --plugins effnet,augmix --data training_set.npz --weights imagenet
       cbk build --plugins mobilenet --set mobilenet.variant=v3small --epochs 10
+      cbk build --heldout-policy ops:blur,jpeg@3
     """
     from codabench_kit.build import BuildConfig, run_build
 
@@ -108,9 +117,18 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
         data=data, plugins=names, settings=settings, file_settings=file_settings, out=out,
         seed=seed, weights=weights, epochs=epochs, head_epochs=head_epochs, patience=patience,
         batch_size=batch_size, demo_per_class=demo_size, validate=not no_validate,
-        keep_run=keep_run, max_removed_share=max_removed)
+        keep_run=keep_run, max_removed_share=max_removed, heldout_policy=heldout_policy)
     result = run_build(build_config, load_registry(), progress=echo_progress)
     click.echo(result.zip_path if result.zip_path is not None else result.run_path)
+
+
+def _check_policy(value):
+    from codabench_kit.heldout import PolicyError, parse_policy
+
+    try:
+        return str(parse_policy(value))
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--heldout-policy'") from None
 
 
 def component_choices(plugin_names, assignments, config):
@@ -288,6 +306,65 @@ def validate(zip_path, data, timeout, num_classes, limit, python):
                    f"predictions equal the build's")
     click.echo(f"{'valid' if ok else 'INVALID'}: {zip_path}")
     sys.exit(0 if ok else 1)
+
+
+@cli.command()
+@click.argument("zip_path", type=click.Path())
+@click.option("--data", type=click.Path(), required=True,
+              help="Labelled .npz or class folders: the clean test images (e.g. the "
+                   ".heldout.npz a build writes).")
+@click.option("--out-chart", type=click.Path(), default=None,
+              help="Also draw the report as a PNG here (never overwritten).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Seconds allowed for Model() plus predict() on all the images.")
+@click.option("--num-classes", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--python", "python", type=click.Path(), default=None,
+              help="Python interpreter to run the submission with. Default: this one.")
+@core_errors
+def evaluate(zip_path, data, out_chart, timeout, num_classes, python):
+    """Robustness report of any submission zip: accuracy per corruption and severity.
+
+    Applies every corruption at every severity 1-5 to the labelled images (fixed seed),
+    runs the zip on all of them at once exactly as `cbk validate` does (unpacked safely,
+    in a separate process), and prints the table with the clean and the mixed held-out
+    (mixed:n=2) accuracy. Exit status 0 when the zip ran, 1 (with the validation lines)
+    when it did not.
+
+    \b
+    Examples:
+      cbk evaluate sub.zip --data submissions/cbk-cnn-20261122-101500.heldout.npz
+      cbk evaluate sub.zip --data test.npz --out-chart sub.robustness.png
+      cbk evaluate sub.zip --data test.npz --python ~/venv-tf217/bin/python
+    """
+    from codabench_kit.data import load_dataset
+    from codabench_kit.packaging.bundle import ensure_absent
+    from codabench_kit.robustness import report_from_predictions, robustness_inputs, table_lines
+    from codabench_kit.validation import validate_zip
+
+    if out_chart:
+        ensure_absent(Path(out_chart))
+    dataset = load_dataset(data, num_classes=num_classes)
+    echo_progress(f"evaluate: {len(dataset.labels)} labelled images from {data}")
+    images = robustness_inputs(dataset.images, progress=echo_progress)
+    report = validate_zip(zip_path, images=images, num_classes=num_classes, timeout=timeout,
+                          python=python, progress=echo_progress)
+    if not report.ok or report.predictions is None:
+        for line in report.lines():
+            click.echo(line)
+        click.echo(f"not evaluated: {zip_path} did not run")
+        sys.exit(1)
+    for line in report.lines():
+        echo_progress(line)
+    robustness = report_from_predictions(report.predictions, dataset.labels)
+    for line in table_lines(robustness):
+        click.echo(line)
+    if out_chart:
+        from codabench_kit.robustness_chart import write_chart
+
+        write_chart(robustness, Path(out_chart), title=(
+            f"Robustness of {Path(zip_path).name} ({robustness['n']} images, "
+            f"seed {robustness['seed']})"))
+        click.echo(f"robustness chart: {out_chart}")
 
 
 @cli.command(name="plugins")

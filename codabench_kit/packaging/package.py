@@ -22,6 +22,7 @@ from codabench_kit.errors import BuildError
 from codabench_kit.packaging.bundle import ensure_absent, publish, tree_entries, write_zip
 from codabench_kit.packaging.export import (export_savedmodel, require_tensorflow,
                                              savedmodel_probabilities)
+from codabench_kit.robustness_chart import chart_path_for, write_chart
 
 FIDELITY_TOLERANCE = 1e-4
 
@@ -46,6 +47,8 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
     ensure_absent(out_path)
     heldout_out = heldout_path_for(out_path)
     ensure_absent(heldout_out)
+    chart_out = chart_path_for(out_path)
+    ensure_absent(chart_out)
     require_tensorflow(run.path, out_path)
     recipe = run.recipe
     heldout = run.heldout()
@@ -103,7 +106,8 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
             with open(partial_heldout, "wb") as fh:  # np.savez(path) would append .npz
                 np.savez(fh, images=heldout["images"], labels=heldout["labels"],
                          predictions=predictions, images_augmented=heldout["images_augmented"],
-                         labels_augmented=heldout["labels"],
+                         labels_augmented=heldout.get("labels_augmented",
+                                                      heldout["labels"]),
                          predictions_augmented=heldout["probabilities_augmented"].argmax(-1))
             if validate:
                 _validate_before_publishing(partial, heldout, predictions, recipe, timeout,
@@ -113,6 +117,8 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
         finally:
             for leftover in (partial, partial_heldout):
                 leftover.unlink(missing_ok=True)
+    if manifest.get("robustness"):  # after the zip: a chart never stands beside a failure
+        progress(f"robustness chart: {write_chart(manifest['robustness'], chart_out)}")
     return manifest
 
 

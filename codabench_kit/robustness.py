@@ -1,0 +1,160 @@
+"""The robustness report: accuracy per corruption and severity.
+
+Every corruption of :data:`codabench_kit.heldout.CORRUPTIONS` is applied at each severity
+1-5 to the clean test images (:func:`codabench_kit.heldout.corrupt`, fixed seed), and a
+predict function ``images (uint8, n x H x W x 3) -> integer labels`` is scored on each
+block, next to its accuracy on the clean images and on the default mixed held-out set
+(``mixed:n=2``, the build's augmented test set).
+
+The predict function is anything: the in-memory model during ``cbk build``, or
+(``cbk evaluate``) a submission zip run by :func:`codabench_kit.validation.validate_zip`
+on :func:`robustness_inputs` all at once, its predictions scored with
+:func:`report_from_predictions`. Both give the same numbers for the same predictions.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Mapping
+
+import numpy as np
+
+from codabench_kit.heldout import (CORRUPTIONS, DEFAULT_POLICY, HELDOUT_SEED, SEVERITIES,
+                                   corrupt, make_heldout_set)
+
+Predict = Callable[[np.ndarray], np.ndarray]
+Key = tuple[str, int]
+
+CLEAN = "clean"
+MIXED = DEFAULT_POLICY
+
+
+def blocks() -> list[str | Key]:
+    """The blocks of the report in order: clean, mixed, then (corruption, severity)."""
+    return [CLEAN, MIXED, *((name, s) for name in CORRUPTIONS for s in SEVERITIES)]
+
+
+def block_images(images: np.ndarray, key: str | Key, *, seed: int = HELDOUT_SEED) -> np.ndarray:
+    """The images of one block (see :func:`blocks`)."""
+    if key == CLEAN:
+        return images
+    if key == MIXED:
+        return make_heldout_set(images, MIXED, seed=seed).images
+    name, severity = key
+    return corrupt(images, name, severity, seed=seed)
+
+
+def robustness_inputs(images: np.ndarray, *, seed: int = HELDOUT_SEED,
+                      progress: Callable[[str], None] = lambda s: None) -> np.ndarray:
+    """Every block's images concatenated, in :func:`blocks` order: (2 + 8 x 5) x n images."""
+    keys = blocks()
+    out = np.empty((len(keys) * len(images), *images.shape[1:]), dtype=np.uint8)
+    for i, key in enumerate(keys):
+        out[i * len(images):(i + 1) * len(images)] = block_images(images, key, seed=seed)
+    progress(f"robustness: {len(out)} images ({len(keys)} blocks of {len(images)})")
+    return out
+
+
+def report_from_predictions(predictions: np.ndarray, labels: np.ndarray, *,
+                            seed: int = HELDOUT_SEED) -> dict:
+    """The report from predictions on :func:`robustness_inputs` (same order)."""
+    n = len(labels)
+    keys = blocks()
+    predictions = np.asarray(predictions)
+    if predictions.shape != (len(keys) * n,):
+        raise ValueError(f"expected {len(keys) * n} predictions ({len(keys)} blocks of {n}); "
+                         f"received shape {predictions.shape}")
+    known = {key: predictions[i * n:(i + 1) * n] for i, key in enumerate(keys)}
+    return robustness_report(None, None, labels, known=known, seed=seed)
+
+
+def robustness_report(predict: Predict | None, images: np.ndarray | None, labels: np.ndarray,
+                      *, known: Mapping[str | Key, np.ndarray] | None = None,
+                      seed: int = HELDOUT_SEED,
+                      progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Accuracy of ``predict`` on every block of :func:`blocks`.
+
+    ``known`` maps blocks to predictions already made (e.g. the build's on the clean and
+    mixed sets); only the other blocks are drawn and predicted, one corruption (its five
+    severities together) per call. Returns a JSON-ready dict: ``clean``, ``mixed``,
+    ``accuracy`` ({corruption: [accuracy at severity 1..5]}), ``mean`` (per corruption),
+    ``severity_mean`` (per severity), ``corrupted_mean``, and the setting.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    known = dict(known or {})
+    started = time.perf_counter()
+
+    def accuracy(key) -> float:
+        predictions = np.asarray(known[key]).reshape(-1)
+        if predictions.shape != (n,):
+            raise ValueError(f"expected {n} predictions for {key!r}; received shape "
+                             f"{predictions.shape}")
+        return float(np.mean(predictions == labels)) if n else float("nan")
+
+    # One predict call per group; the next group is drawn (numpy, Pillow: both release
+    # the GIL) in a thread while the model predicts this one.
+    groups = [[CLEAN, MIXED], *([(name, s) for s in SEVERITIES] for name in CORRUPTIONS)]
+    work = [missing for missing in ([k for k in g if k not in known] for g in groups) if missing]
+    if work and (predict is None or images is None):
+        raise ValueError(f"no predictions for {work[0][0]!r} and nothing to predict with")
+    if work:
+        todo = [key for keys in work for key in keys]
+        what = [key for key in todo if isinstance(key, str)]
+        corrupted = len(todo) - len(what)
+        if corrupted:
+            what.append(f"{corrupted} (corruption, severity) pairs")
+        progress(f"robustness: drawing and predicting {len(todo) * n} images: {n} test images "
+                 f"x {' + '.join(what)}")
+
+    def draw(keys):
+        return np.concatenate([block_images(images, k, seed=seed) for k in keys])
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(draw, work[0]) if work else None
+        for i, keys in enumerate(work):
+            batch = pending.result()
+            pending = pool.submit(draw, work[i + 1]) if i + 1 < len(work) else None
+            predictions = np.asarray(predict(batch)).reshape(-1)
+            if predictions.shape != (len(batch),):
+                raise ValueError(f"predict returned shape {predictions.shape} for "
+                                 f"{len(batch)} images")
+            for j, key in enumerate(keys):
+                known[key] = predictions[j * n:(j + 1) * n]
+    table = {name: [accuracy((name, s)) for s in SEVERITIES] for name in CORRUPTIONS}
+    grid = np.array(list(table.values())).reshape(len(table), len(SEVERITIES))
+    return {
+        "n": int(n),
+        "seed": int(seed),
+        "severities": list(SEVERITIES),
+        "corruptions": list(table),
+        "clean": accuracy(CLEAN),
+        "mixed": accuracy(MIXED),
+        "mixed_policy": MIXED,
+        "accuracy": table,
+        "mean": {name: float(np.mean(row)) for name, row in table.items()},
+        "severity_mean": [float(v) for v in grid.mean(axis=0)] if len(table) else [],
+        "corrupted_mean": float(grid.mean()) if grid.size else float("nan"),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def table_lines(report: dict) -> list[str]:
+    """The report as a fixed-width table: rows corruption, columns severity 1..5 and mean;
+    then the mean over corruptions, the clean and the mixed accuracy."""
+    severities = report["severities"]
+    width = max([15, *(len(name) for name in report["accuracy"]), len(report["mixed_policy"])])
+
+    def row(label: str, values) -> str:
+        return f"{label:<{width}}" + "".join(f"{v:>7.3f}" for v in values)
+
+    lines = [f"robustness: accuracy on {report['n']} test images per corruption and severity "
+             f"(seed {report['seed']})",
+             f"{'corruption':<{width}}" + "".join(f"{s:>7}" for s in severities) + f"{'mean':>7}"]
+    for name in report.get("corruptions") or list(report["accuracy"]):
+        lines.append(row(name, [*report["accuracy"][name], report["mean"][name]]))
+    lines.append(row("all corruptions", [*report["severity_mean"], report["corrupted_mean"]]))
+    lines.append(row("clean", [report["clean"]]))
+    lines.append(row(report["mixed_policy"], [report["mixed"]]))
+    return lines

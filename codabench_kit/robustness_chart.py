@@ -1,0 +1,174 @@
+"""The robustness chart: accuracy vs severity, one line per corruption, drawn with Pillow.
+
+The clean accuracy is a dashed reference line and the mixed held-out accuracy a dotted
+one. :func:`write_chart` writes the PNG atomically and never overwrites a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codabench_kit.packaging.bundle import ensure_absent, publish
+
+WIDTH, HEIGHT = 980, 600
+SCALE = 2
+"""Drawn at twice the size and scaled down: smooth lines without an anti-aliasing API."""
+LEFT, RIGHT, TOP, BOTTOM = 78, 270, 62, 66
+"""Margins around the plot area; the legend sits in the right one."""
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#7f7f7f")
+MARKERS = ("circle", "square", "triangle", "diamond", "down", "circle", "square", "triangle",
+           "diamond", "down")
+
+
+def chart_path_for(zip_path: Path) -> Path:
+    """``<zip stem>.robustness.png`` beside the zip."""
+    zip_path = Path(zip_path)
+    return zip_path.with_name(zip_path.stem + ".robustness.png")
+
+
+def write_chart(report: dict, path: Path, *, title: str | None = None) -> Path:
+    """Draw the chart of ``report`` (see :mod:`codabench_kit.robustness`) into ``path``:
+    written beside it under a temporary name, then published; never overwrites."""
+    path = Path(path)
+    ensure_absent(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial.png")
+    try:
+        draw_chart(report, title=title).save(partial, format="PNG")
+        publish(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size * SCALE)
+    except TypeError:  # Pillow < 10.1: one small bitmap font
+        return ImageFont.load_default()
+
+
+def _dashed(draw, start, end, *, fill, width, dash, gap):
+    (x0, y0), (x1, y1) = start, end
+    length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+    position = 0.0
+    while position < length:
+        stop = min(position + dash, length)
+        a, b = position / length, stop / length
+        draw.line([(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a),
+                   (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)], fill=fill, width=width)
+        position = stop + gap
+
+
+def _marker(draw, kind, x, y, r, colour):
+    box = [x - r, y - r, x + r, y + r]
+    if kind == "circle":
+        draw.ellipse(box, fill=colour, outline="white", width=SCALE)
+    elif kind == "square":
+        draw.rectangle([x - r * 0.85, y - r * 0.85, x + r * 0.85, y + r * 0.85], fill=colour,
+                       outline="white", width=SCALE)
+    elif kind == "triangle":
+        draw.polygon([(x, y - r * 1.1), (x + r, y + r * 0.8), (x - r, y + r * 0.8)], fill=colour,
+                     outline="white")
+    elif kind == "down":
+        draw.polygon([(x, y + r * 1.1), (x + r, y - r * 0.8), (x - r, y - r * 0.8)], fill=colour,
+                     outline="white")
+    else:
+        draw.polygon([(x, y - r * 1.2), (x + r, y), (x, y + r * 1.2), (x - r, y)], fill=colour,
+                     outline="white")
+
+
+def draw_chart(report: dict, *, title: str | None = None):
+    """The chart as a PIL image (RGB, WIDTH x HEIGHT)."""
+    from PIL import Image, ImageDraw
+
+    s = SCALE
+    image = Image.new("RGB", (WIDTH * s, HEIGHT * s), "white")
+    draw = ImageDraw.Draw(image)
+    small, normal, big = _font(12), _font(14), _font(17)
+    x0, x1 = LEFT * s, (WIDTH - RIGHT) * s
+    y0, y1 = TOP * s, (HEIGHT - BOTTOM) * s
+    severities = list(report["severities"])
+    lo, hi = min(severities) - 0.4, max(severities) + 0.4
+
+    def px(severity: float) -> float:
+        return x0 + (severity - lo) / (hi - lo) * (x1 - x0)
+
+    def py(accuracy: float) -> float:  # 0..1.04: lines at 1.0 stay clear of the frame
+        return y1 - accuracy / 1.04 * (y1 - y0)
+
+    # title
+    title = title or (f"Robustness: accuracy vs corruption severity "
+                      f"({report['n']} test images, seed {report['seed']})")
+    while draw.textlength(title, font=big) > (WIDTH - 20) * s and len(title) > 10:
+        title = title[:-4] + "..."
+    centre = (x0 + x1) / 2 if draw.textlength(title, font=big) < x1 - x0 else WIDTH * s / 2
+    draw.text((centre, 24 * s), title, fill="black", font=big, anchor="mm")
+
+    # grid, y ticks and labels
+    for tenth in range(11):
+        y = py(tenth / 10)
+        if 0 < tenth < 10:
+            draw.line([(x0, y), (x1, y)], fill="#e6e6e6", width=s)
+        draw.line([(x0 - 6 * s, y), (x0, y)], fill="black", width=s)
+        draw.text((x0 - 10 * s, y), f"{tenth / 10:.1f}", fill="black", font=small, anchor="rm")
+    # x ticks and labels
+    for severity in severities:
+        x = px(severity)
+        draw.line([(x, y0), (x, y1)], fill="#f0f0f0", width=s)
+        draw.line([(x, y1), (x, y1 + 6 * s)], fill="black", width=s)
+        draw.text((x, y1 + 10 * s), str(severity), fill="black", font=small, anchor="mt")
+    # axes
+    draw.rectangle([x0, y0, x1, y1], outline="black", width=s)
+    draw.text(((x0 + x1) / 2, y1 + 34 * s), "severity (1 = mild, 5 = strong)", fill="black",
+              font=normal, anchor="mt")
+    label = Image.new("RGB", (int(draw.textlength("accuracy", font=normal)) + 4 * s, 22 * s),
+                      "white")
+    ImageDraw.Draw(label).text((2 * s, 11 * s), "accuracy", fill="black", font=normal,
+                               anchor="lm")
+    label = label.rotate(90, expand=True)
+    image.paste(label, (int(16 * s), int((y0 + y1) / 2 - label.height / 2)))
+
+    # reference lines: clean (dashed) and mixed held-out (dotted)
+    references = [("clean test", report["clean"], "black", 12 * s, 7 * s),
+                  (f"{report.get('mixed_policy', 'mixed')} held-out", report["mixed"], "#555555",
+                   3 * s, 4 * s)]
+    for _, value, colour, dash, gap in references:
+        if value == value:  # not NaN
+            _dashed(draw, (x0, py(value)), (x1, py(value)), fill=colour, width=2 * s,
+                    dash=dash, gap=gap)
+
+    # one line per corruption
+    names = report.get("corruptions") or list(report["accuracy"])
+    styles = {name: (COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)])
+              for i, name in enumerate(names)}
+    for name in names:
+        colour, _ = styles[name]
+        points = [(px(sv), py(a)) for sv, a in zip(severities, report["accuracy"][name])]
+        draw.line(points, fill=colour, width=3 * s, joint="curve")
+    for name in names:
+        colour, marker = styles[name]
+        for sv, a in zip(severities, report["accuracy"][name]):
+            _marker(draw, marker, px(sv), py(a), 5 * s, colour)
+
+    # legend
+    lx, ly = x1 + 18 * s, y0
+    draw.text((lx, ly), "corruption (mean accuracy)", fill="black", font=normal, anchor="lt")
+    ly += 28 * s
+    for name in names:
+        colour, marker = styles[name]
+        draw.line([(lx, ly), (lx + 30 * s, ly)], fill=colour, width=3 * s)
+        _marker(draw, marker, lx + 15 * s, ly, 5 * s, colour)
+        draw.text((lx + 40 * s, ly), f"{name} ({report['mean'][name]:.3f})", fill="black",
+                  font=normal, anchor="lm")
+        ly += 24 * s
+    ly += 14 * s
+    for name, value, colour, dash, gap in references:
+        _dashed(draw, (lx, ly), (lx + 30 * s, ly), fill=colour, width=2 * s, dash=dash, gap=gap)
+        draw.text((lx + 40 * s, ly), f"{name} ({value:.3f})", fill="black", font=normal,
+                  anchor="lm")
+        ly += 24 * s
+    return image.resize((WIDTH, HEIGHT), Image.LANCZOS)
