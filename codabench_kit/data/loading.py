@@ -123,8 +123,8 @@ def _read_npz(path: Path, size: tuple[int, int], num_classes: int | None):
             missing = [k for k in ("images", "labels") if k not in keys]
             if missing:
                 raise DataError(
-                    f"Expected {_NPZ_LAYOUT}. Received: {path} has no key "
-                    f"{' or '.join(repr(k) for k in missing)}; keys found: {keys}"
+                    f"Expected {_NPZ_LAYOUT}. Received: {path} is missing "
+                    f"{' and '.join(repr(k) for k in missing)}; keys found: {keys}"
                 )
             images = _read_key(archive, "images", path)
             labels = _read_key(archive, "labels", path)
@@ -140,7 +140,7 @@ def _read_npz(path: Path, size: tuple[int, int], num_classes: int | None):
     defaulted = names is None and onehot_width is None and num_classes is None
     if names is not None:
         n = len(names)
-        for what, value in (("one-hot labels of width", onehot_width), ("num_classes=", num_classes)):
+        for what, value in (("one-hot labels of width ", onehot_width), ("num_classes=", num_classes)):
             if value is not None and value != n:
                 raise DataError(
                     f"Expected {what}{n} to match the {n} entries of 'class_names' in {path}. "
@@ -397,9 +397,8 @@ def _check_labels(labels: np.ndarray, n_images: int, path: Path):
         if not good_rows.all():
             bad = np.flatnonzero(~good_rows)
             row = labels[bad[0]]
-            shown = np.array2string(row[:10], precision=3, separator=", ")
-            if row.size > 10:
-                shown = shown[:-1] + ", ...]"
+            shown = ", ".join(f"{v:.3g}" for v in row[:10].astype(float).tolist())
+            shown = f"[{shown}{', ...' if row.size > 10 else ''}]"
             raise DataError(
                 f"Expected one-hot labels of shape (N, C): each row a single 1 and zeros "
                 f"elsewhere. Received: {len(bad)} of {shape[0]} rows are not one-hot in {path} "
@@ -425,7 +424,7 @@ def _check_labels(labels: np.ndarray, n_images: int, path: Path):
     elif labels.dtype.kind == "i" and labels.size and labels.min() < 0:
         raise DataError(
             f"Expected labels >= 0 in {path}. Received: labels out of range: min={labels.min()}, "
-            f"max={labels.max()} ({np.count_nonzero(labels < 0)} negative labels)"
+            f"max={labels.max()} ({np.count_nonzero(labels < 0)} of {labels.size} labels < 0)"
         )
     elif labels.dtype.kind == "u" and labels.size and labels.max() > np.iinfo(np.int64).max:
         raise DataError(
@@ -439,11 +438,12 @@ def _check_label_range(labels: np.ndarray, num_classes: int, path: Path, *, give
     hi = int(labels.max())
     if hi >= num_classes:
         n_bad = int(np.count_nonzero(labels >= num_classes))
-        source = "" if given else (" (the AN2DL default); pass num_classes=... if your data "
+        source = "" if given else (", the AN2DL default; pass num_classes=... if your data "
                                    "has more classes")
         raise DataError(
             f"Expected labels in 0..{num_classes - 1} (num_classes={num_classes}{source}) in "
-            f"{path}. Received: labels out of range: max={hi} ({n_bad} labels >= {num_classes})"
+            f"{path}. Received: labels out of range: max={hi} ({n_bad} of {labels.size} labels "
+            f">= {num_classes})"
         )
 
 
