@@ -18,10 +18,11 @@ def test_selected_components_keep_their_order(registry):
 
 def test_set_is_typed_by_the_default(registry):
     selection = select(registry, ["effnet", "augmix", "flip-tta"],
-                       parse_set(["effnet.variant=s", "augmix.severity=0.5",
+                       parse_set(["effnet.variant=s", "augmix.magnitude=0.5",
                                   "augmix.num_chains=2", "flip-tta.vertical=false"]))
     assert selection.options_for("effnet") == {"variant": "s"}
-    assert selection.options_for("augmix") == {"severity": 0.5, "num_chains": 2, "alpha": 1.0}
+    assert selection.options_for("augmix") == {"probability": 1.0, "magnitude": 0.5,
+                                               "num_chains": 2, "chain_depth": 3, "alpha": 1.0}
     assert selection.options_for("flip-tta") == {"vertical": False}
 
 

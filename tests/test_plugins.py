@@ -12,7 +12,11 @@ from codabench_kit.registry import Registry
 
 BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner",
            "phash": "cleaner", "outliers": "cleaner", "similar": "cleaner", "balance": "cleaner",
-           "augmix": "augmenter", "flips": "augmenter",
+           "augmix": "augmenter", "flips": "augmenter", "randaugment": "augmenter",
+           "geometric": "augmenter", "color": "augmenter", "noise": "augmenter",
+           "corrupt": "augmenter", "gridmask": "augmenter", "erasing": "augmenter",
+           "cutmix": "augmenter", "mixup": "augmenter", "kerascv-randaugment": "augmenter",
+           "kerascv-augmix": "augmenter", "kerascv-gridmask": "augmenter",
            "cnn": "backbone", "mobilenet": "backbone", "effnet": "backbone",
            "flip-tta": "tta", "no-tta": "tta"}
 
@@ -33,7 +37,7 @@ def fresh_registry():
 def test_builtins_are_registered_through_entry_points(registry):
     assert {c.name: c.kind for c in registry.components()} == BUILTIN
     assert {c.provider for c in registry.components()} == {"backbones", "augmenters",
-                                                           "cleaners", "tta"}
+                                                           "cleaners", "tta", "kerascv"}
 
 
 def test_third_party_plugin_found_through_entry_point(install_plugin):
