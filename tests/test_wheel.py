@@ -21,7 +21,8 @@ def test_wheel_contents(tmp_path):
         entry_points = next(archive.read(n).decode() for n in names
                             if n.endswith("entry_points.txt"))
     for expected in ("codabench_kit/cli.py", "codabench_kit/plugins/backbones.py",
-                     "codabench_kit/plugins/augmenters.py", "codabench_kit/templates/model.py",
+                     "codabench_kit/plugins/augmenters/__init__.py",
+                     "codabench_kit/plugins/augmenters/policies.py", "codabench_kit/templates/model.py",
                      "codabench_kit/validation/ingest.py"):
         assert expected in names
     tops = {name.split("/")[0] for name in names}

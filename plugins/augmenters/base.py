@@ -1,0 +1,179 @@
+"""Shared machinery of the built-in augmenters: the Augmenter base class (probability,
+magnitude, seed, per-image subsets) and option checks."""
+
+from __future__ import annotations
+
+from codabench_kit.errors import OptionError
+
+FILLS = ("noise", "mean", "zero")
+"""What ``gridmask`` and ``erasing`` put into the holes: uniform noise 0..255, the
+image's mean colour, or black."""
+
+CORRUPTIONS = ("deposits", "bubbles", "defocus", "motion", "pixelate", "brightness",
+               "contrast")
+"""The corruptions of ``corrupt``, in the order of its ``kinds`` option."""
+
+FILL_MODES = ("reflect", "constant", "nearest", "wrap", "mirror")
+
+
+# --- shared machinery ----------------------------------------------------------------------
+
+
+def _keras():
+    from codabench_kit.backend import import_keras
+
+    return import_keras()
+
+
+def _check_unit(name, key, value):
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise OptionError(f"{name}.{key} must be in [0, 1]; received {value!r}")
+    return value
+
+
+def _check_choice(name, key, value, allowed):
+    if value not in allowed:
+        raise OptionError(f"{name}.{key} must be one of {', '.join(allowed)}; "
+                          f"received {value!r}")
+    return value
+
+
+class Augmenter:
+    """Base class: per-image ``probability``, ``magnitude`` in [0, 1], a seeded stream.
+
+    Subclasses implement ``transform(images, labels)`` on the whole batch (tensors);
+    ``__call__`` keeps the transformed version of a random subset of the images, clips
+    to 0..255 and returns float32 tensors.
+    """
+
+    NAME = ""
+    DESCRIPTION = ""
+    OPTIONS = {"probability": 1.0, "magnitude": 0.5}
+
+    def __init__(self, seed=0, probability=1.0, magnitude=0.5):
+        keras = _keras()
+        self.seed = int(seed)
+        self.probability = _check_unit(self.NAME, "probability", probability)
+        self.magnitude = _check_unit(self.NAME, "magnitude", magnitude)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    # random draws, all from this augmenter's own seeded stream
+    def uniform(self, shape, low=0.0, high=1.0):
+        from keras import random
+
+        return random.uniform(shape, minval=low, maxval=high, dtype="float32",
+                              seed=self.seed_generator)
+
+    def randint(self, shape, low, high):
+        """Integers in [low, high)."""
+        from keras import random
+
+        return random.randint(shape, low, high, dtype="int32", seed=self.seed_generator)
+
+    def signs(self, shape):
+        from keras import ops
+
+        return ops.where(self.uniform(shape) < 0.5, -1.0, 1.0)
+
+    def strengths(self, batch, low=0.0):
+        """Per-image strength, uniform in [low, 1] times ``magnitude``."""
+        return self.magnitude * self.uniform((batch,), low, 1.0)
+
+    def partners(self, batch):
+        """For each image, the index of another image of the batch (a random cyclic
+        derangement: nobody is paired with itself when the batch has two or more)."""
+        from keras import ops, random
+
+        order = random.shuffle(ops.arange(batch, dtype="int32"), seed=self.seed_generator)
+        return ops.take(ops.roll(order, -1, axis=0), ops.argsort(order), axis=0)
+
+    MIXES_BATCH = False
+    """True for augmenters that mix images of the batch (CutMix, MixUp): they transform
+    the whole batch and keep the picked rows; the others transform the picked rows only."""
+
+    def __call__(self, images, labels):
+        if self.probability <= 0.0:
+            return images, labels
+        from keras import ops
+
+        images = ops.convert_to_tensor(images, dtype="float32")
+        labels = ops.convert_to_tensor(labels, dtype="float32")
+        batch = ops.shape(images)[0]
+        if self.MIXES_BATCH:
+            pick = self.uniform((batch,)) < self.probability
+            out_images, out_labels = self.transform(images, labels)
+            out_images = ops.clip(ops.cast(out_images, "float32"), 0.0, 255.0)
+            out_labels = ops.cast(out_labels, "float32")
+            if self.probability < 1.0:
+                out_images = ops.where(_per_image(pick), out_images, images)
+                out_labels = ops.where(ops.reshape(pick, (-1, 1)), out_labels, labels)
+            return out_images, out_labels
+        if self.probability >= 1.0:
+            return self._transform_clipped(images), labels
+        pick = self.uniform((batch,)) < self.probability
+        return _on_subset(pick, self._transform_clipped, images, exact=True), labels
+
+    def _transform_clipped(self, images):
+        from keras import ops
+
+        return ops.clip(ops.cast(self.transform_images(images), "float32"), 0.0, 255.0)
+
+    def transform_images(self, images):  # pragma: no cover - abstract
+        """The transformed images (float32 tensors, any range: the caller clips)."""
+        raise NotImplementedError
+
+    def transform(self, images, labels):  # pragma: no cover - abstract
+        """For ``MIXES_BATCH`` augmenters: the transformed images and labels."""
+        raise NotImplementedError
+
+
+def _on_subset(chosen, fn, images, *params, exact=False):
+    """``fn(images[chosen], *(p[chosen] for p in params))`` written back into ``images``;
+    the other images are returned as they are.
+
+    Run eagerly (the training pipeline), only the chosen images are computed: a gather,
+    the batched ``fn`` and a scatter, a few ops per call whatever the batch. Traced (a
+    ``tf.function``, where the subset's size is unknown) and on JAX (whose eager ops
+    compile once per shape, so a varying subset size would recompile every batch) it
+    computes ``fn`` on the whole batch and selects per image instead: the same result.
+    """
+    import numpy as np
+    from keras import backend, ops
+
+    try:
+        if backend.backend() == "jax":  # compiles per shape: a subset's size varies
+            raise LookupError
+        mask = np.asarray(ops.convert_to_numpy(chosen)).astype(bool).reshape(-1)
+    except Exception:  # traced (no concrete mask), or JAX
+        transformed = fn(images, *params)
+        if exact:
+            return ops.where(_per_image(chosen), transformed, images)
+        return _select(chosen, transformed, images)
+    if not mask.any():
+        return images
+    if mask.all():
+        return fn(images, *params)
+    rows = np.flatnonzero(mask).astype("int32")
+    index = ops.convert_to_tensor(rows)
+    out = fn(ops.take(images, index, axis=0), *(ops.take(p, index, axis=0) for p in params))
+    return ops.scatter_update(images, ops.reshape(index, (-1, 1)), ops.cast(out, images.dtype))
+
+
+def _per_image(values):
+    from keras import ops
+
+    return ops.reshape(values, (-1, 1, 1, 1))
+
+
+def _select(chosen, transformed, images):
+    """Per image (chosen: (B,) bool), ``transformed`` where chosen, else ``images``.
+
+    A 0/1 blend: exact for finite values and, on TensorFlow's CPU, 3x faster than
+    ``ops.where`` with a broadcast mask."""
+    from keras import ops
+
+    weight = ops.reshape(ops.cast(chosen, "float32"), (-1, 1, 1, 1))
+    return weight * transformed + (1.0 - weight) * images
+
+
