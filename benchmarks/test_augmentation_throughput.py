@@ -8,7 +8,9 @@ Run: ``python -m pytest benchmarks/test_augmentation_throughput.py -s``.
 
 Measured here (2 cores, TF 2.21): ratio 0.79 and 0.89 in two runs (none 183 and 158
 img/s). The default chain costs about 1.6 ms per image eagerly (keras.layers.AugMix alone
-1.3 ms), against a budget of about 0.7 ms at 0.9; this target is not met yet.
+1.3 ms), against a budget of about 0.7 ms at 0.9; this target is not met yet. Preparing
+the next batch in one background thread made it worse (0.52): its eager TensorFlow ops
+fight the training step for the same two cores.
 """
 
 import time
