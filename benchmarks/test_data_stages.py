@@ -4,21 +4,8 @@ Run: ``python -m pytest benchmarks --benchmark-only``. Figures from one run comp
 with each other; absolute times on shared machines do not.
 """
 
-import numpy as np
-import pytest
 
 AN2DL_IMAGES = 13_759
-
-
-@pytest.fixture(scope="module")
-def an2dl_sized():
-    from codabench_kit.data import demo_dataset
-
-    demo = demo_dataset(seed=0, per_class=200)
-    rows = np.random.default_rng(0).integers(0, len(demo.labels), AN2DL_IMAGES)
-    images = demo.images[rows].copy()
-    images[:, 0, 0, 0] = np.arange(AN2DL_IMAGES) % 256  # mostly distinct pictures
-    return images, demo.labels[rows]
 
 
 def test_demo_generation(benchmark):

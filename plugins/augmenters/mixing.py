@@ -96,7 +96,26 @@ class Erasing(Augmenter):
 # --- label mixing --------------------------------------------------------------------------
 
 
-class CutMix(Augmenter):
+class _Mixer(Augmenter):
+    """Shared by ``cutmix`` and ``mixup``: each transformed image is paired with another
+    of the batch, whose share is drawn as magnitude x Beta(alpha, alpha)."""
+
+    MIXES_BATCH = True
+
+    def __init__(self, seed, probability, magnitude, alpha):
+        super().__init__(seed, probability, magnitude)
+        self.alpha = float(alpha)
+        if self.alpha <= 0:
+            raise OptionError(f"{self.NAME}.alpha must be positive; received {alpha!r}")
+
+    def draw_share(self, batch):
+        from keras import random
+
+        return self.magnitude * random.beta((batch,), self.alpha, self.alpha,
+                                            dtype="float32", seed=self.seed_generator)
+
+
+class CutMix(_Mixer):
     """CutMix (Yun et al.): a box of another image of the batch is pasted in; the labels
     mix in exact proportion to the pasted pixel area (box sides rounded to whole
     pixels). The pasted area fraction is magnitude x Beta(alpha, alpha)."""
@@ -106,21 +125,14 @@ class CutMix(Augmenter):
                    "magnitude: the largest pasted area fraction (x Beta(alpha, alpha)).")
     OPTIONS = {"probability": 0.5, "magnitude": 1.0, "alpha": 1.0}
 
-    MIXES_BATCH = True
-
     def __init__(self, seed=0, probability=0.5, magnitude=1.0, alpha=1.0):
-        super().__init__(seed, probability, magnitude)
-        self.alpha = float(alpha)
-        if self.alpha <= 0:
-            raise OptionError(f"cutmix.alpha must be positive; received {alpha!r}")
+        super().__init__(seed, probability, magnitude, alpha)
 
     def transform(self, images, labels):
-        from keras import ops, random
+        from keras import ops
 
         batch, height, width, _ = ops.shape(images)
-        share = self.magnitude * random.beta((batch,), self.alpha, self.alpha,
-                                             dtype="float32", seed=self.seed_generator)
-        side = ops.sqrt(share)
+        side = ops.sqrt(self.draw_share(batch))
         box_h = ops.cast(ops.round(side * height), "int32")
         box_w = ops.cast(ops.round(side * width), "int32")
         top = ops.cast(ops.floor(self.uniform((batch,)) * ops.cast(height - box_h + 1,
@@ -135,7 +147,7 @@ class CutMix(Augmenter):
         return mixed, (1.0 - area) * labels + area * ops.take(labels, other, axis=0)
 
 
-class MixUp(Augmenter):
+class MixUp(_Mixer):
     """MixUp (Zhang et al.): a blend with another image of the batch, the labels mixed
     with the same weight. The other image's weight is magnitude x Beta(alpha, alpha)
     (magnitude 1: standard MixUp; 0.5: each image stays dominant)."""
@@ -145,20 +157,14 @@ class MixUp(Augmenter):
                    "largest weight of the other image (x Beta(alpha, alpha)).")
     OPTIONS = {"probability": 0.5, "magnitude": 1.0, "alpha": 0.4}
 
-    MIXES_BATCH = True
-
     def __init__(self, seed=0, probability=0.5, magnitude=1.0, alpha=0.4):
-        super().__init__(seed, probability, magnitude)
-        self.alpha = float(alpha)
-        if self.alpha <= 0:
-            raise OptionError(f"mixup.alpha must be positive; received {alpha!r}")
+        super().__init__(seed, probability, magnitude, alpha)
 
     def transform(self, images, labels):
-        from keras import ops, random
+        from keras import ops
 
         batch = ops.shape(images)[0]
-        share = self.magnitude * random.beta((batch,), self.alpha, self.alpha,
-                                             dtype="float32", seed=self.seed_generator)
+        share = self.draw_share(batch)
         other = self.partners(batch)
         mixed = (1.0 - _per_image(share)) * images + _per_image(share) * ops.take(images, other,
                                                                                   axis=0)
