@@ -181,6 +181,9 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
         ensure_absent(Path(keep_run))
     cleaners = [(c.name, c.create(**selection.options_for(c.name)))
                 for c in selection.of("cleaner")]
+    from codabench_kit.heldout import parse_policy
+
+    parse_policy(config.heldout_policy)  # a bad policy string fails before any work
     if config.data is None:
         dataset = demo_dataset(seed=config.seed, per_class=config.demo_per_class)
     else:

@@ -55,6 +55,7 @@ def test_build_refuses_an_existing_output_before_any_work(tmp_path, invoke_build
     (["--plugins", "mobilenet", "--weights", "no/such/file.h5"],
      "expected --weights to be 'imagenet', 'none' or the path of a weights file"),
     (["--out", "sub.tar"], "expected --out to end in .zip"),
+    (["--heldout-policy", "mixed:n=99"], "received 'mixed:n=99'"),
     (["--data", "missing.npz"], "missing.npz"),
 ])
 def test_build_bad_inputs_fail_fast_and_write_nothing(invoke_build, args, message):
