@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codabench_kit.packaging.bundle import ensure_absent, publish
+from codabench_kit.packaging.bundle import write_new_file
 
 
 def cleaned_arrays(source: str | Path, dataset, outcome) -> dict[str, np.ndarray]:
@@ -38,11 +38,4 @@ def cleaned_arrays(source: str | Path, dataset, outcome) -> dict[str, np.ndarray
 
 def write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` via a temporary file; never replaces an existing file."""
-    ensure_absent(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as fh:  # np.savez(path) would append .npz to the name
-            np.savez_compressed(fh, **arrays)
-        publish(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_new_file(path, lambda partial: np.savez_compressed(partial, **arrays))

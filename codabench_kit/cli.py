@@ -179,7 +179,7 @@ def clean(data, out, plugin_names, assignments, config, picture, max_removed, dr
     from codabench_kit.cleaned_file import cleaned_arrays, write_npz_atomically
     from codabench_kit.data import load_dataset
     from codabench_kit.options import select
-    from codabench_kit.packaging.bundle import ensure_absent
+    from codabench_kit.packaging.bundle import ensure_absent, write_new_file
     from codabench_kit.removed_grid import removed_grid
 
     names, settings, file_settings = component_choices(plugin_names, assignments, config)
@@ -211,15 +211,8 @@ def clean(data, out, plugin_names, assignments, config, picture, max_removed, dr
     for line in report_table(outcome, len(dataset.labels)):
         click.echo(line)
     if picture_path is not None:
-        partial = picture_path.with_name(f".{picture_path.name}.partial.png")
-        try:
-            removed_grid(dataset.images, dataset.labels, dataset.class_names, outcome.removed,
-                         partial)
-            from codabench_kit.packaging.bundle import publish
-
-            publish(partial, picture_path)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_new_file(picture_path, lambda partial: removed_grid(
+            dataset.images, dataset.labels, dataset.class_names, outcome.removed, partial))
         click.echo(f"picture of the removed images: {picture_path}")
     if not dry_run:
         write_npz_atomically(out_path, cleaned_arrays(data, dataset, outcome))

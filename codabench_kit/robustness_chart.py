@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codabench_kit.packaging.bundle import ensure_absent, publish
+from codabench_kit.packaging.bundle import write_new_file
 
 WIDTH, HEIGHT = 980, 600
 SCALE = 2
@@ -30,16 +30,8 @@ def chart_path_for(zip_path: Path) -> Path:
 def write_chart(report: dict, path: Path, *, title: str | None = None) -> Path:
     """Draw the chart of ``report`` (see :mod:`codabench_kit.robustness`) into ``path``:
     written beside it under a temporary name, then published; never overwrites."""
-    path = Path(path)
-    ensure_absent(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial.png")
-    try:
-        draw_chart(report, title=title).save(partial, format="PNG")
-        publish(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    chart = draw_chart(report, title=title)
+    return write_new_file(Path(path), lambda partial: chart.save(partial, format="PNG"))
 
 
 def _font(size: int):

@@ -33,3 +33,20 @@ def test_publish_never_overwrites(tmp_path):
     other = tmp_path / "other.zip"
     publish(temporary, other)
     assert other.read_bytes() == b"new" and not temporary.exists()
+
+
+def test_write_new_file_leaves_nothing_when_the_writer_fails(tmp_path):
+    from codabench_kit.packaging.bundle import write_new_file
+
+    def broken(partial):
+        partial.write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_new_file(tmp_path / "chart.png", broken)
+    assert list(tmp_path.iterdir()) == []
+    write_new_file(tmp_path / "chart.png", lambda partial: partial.write_bytes(b"png"))
+    assert [p.name for p in tmp_path.iterdir()] == ["chart.png"]
+    with pytest.raises(OutputExistsError):
+        write_new_file(tmp_path / "chart.png", lambda partial: partial.write_bytes(b"new"))
+    assert (tmp_path / "chart.png").read_bytes() == b"png"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 from codabench_kit.errors import OutputExistsError
 
@@ -52,3 +53,21 @@ def publish(temporary: Path, final: Path) -> None:
         os.replace(temporary, final)
         return
     temporary.unlink()
+
+
+def write_new_file(path: Path, write: Callable[[Path], None]) -> Path:
+    """Create ``path`` by calling ``write`` on a temporary file beside it, then publish it.
+
+    Refuses an existing ``path`` before writing anything and leaves no partial file,
+    whatever ``write`` does. The temporary name keeps the suffix, so writers that infer
+    the format from it (PIL, numpy) work."""
+    path = Path(path)
+    ensure_absent(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        write(partial)
+        publish(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
