@@ -5,6 +5,7 @@ features, with its preprocessing inside the graph, so the submission feeds raw p
 """
 
 from codabench_kit import hookimpl
+from codabench_kit.options import check_choice
 
 MOBILENET_VARIANTS = ("v2", "v3small", "v3large")
 EFFNET_VARIANTS = ("b0", "b1", "b2", "b3", "s", "m", "l")
@@ -22,15 +23,6 @@ def register_backbones(register):
              options={"variant": "b0"}, pretrained=True)
 
 
-def _check_variant(name, variant, allowed):
-    from codabench_kit.errors import OptionError
-
-    if variant not in allowed:
-        raise OptionError(
-            f"{name}.variant expects one of {', '.join(allowed)}; received {variant!r}"
-        )
-
-
 def make_cnn(input_shape, weights=None, width=32, blocks=3, norm="batch"):
     """A stride-2 stem, then ``blocks`` of two 3x3 convolutions and a 2x2 pool, doubling
     the width each block: about 0.1 GMAC per 96x96 image, so it trains fast on CPU.
@@ -42,12 +34,11 @@ def make_cnn(input_shape, weights=None, width=32, blocks=3, norm="batch"):
     import keras
     from keras import layers
 
-    from codabench_kit.errors import BuildError, OptionError
+    from codabench_kit.errors import BuildError
 
     if weights is not None:
         raise BuildError("cnn has no pretrained weights; use --weights none with it")
-    if norm not in ("group", "batch", "none"):
-        raise OptionError(f"cnn.norm expects 'group', 'batch' or 'none'; received {norm!r}")
+    check_choice("cnn", "norm", norm, ("batch", "group", "none"))
 
     def conv_bn_relu(x, filters, strides=1):
         x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
@@ -74,7 +65,7 @@ def make_mobilenet(input_shape, weights=None, variant="v2", alpha=1.0):
 
     from codabench_kit.training.weights import build_application
 
-    _check_variant("mobilenet", variant, MOBILENET_VARIANTS)
+    check_choice("mobilenet", "variant", variant, MOBILENET_VARIANTS)
     inputs = keras.Input(input_shape, name="images")
     if variant == "v2":
         base = build_application(keras.applications.MobileNetV2, weights, "mobilenet (v2)",
@@ -98,7 +89,7 @@ def make_effnet(input_shape, weights=None, variant="b0"):
 
     from codabench_kit.training.weights import build_application
 
-    _check_variant("effnet", variant, EFFNET_VARIANTS)
+    check_choice("effnet", "variant", variant, EFFNET_VARIANTS)
     constructor = getattr(keras.applications, f"EfficientNetV2{variant.upper()}")
     inputs = keras.Input(input_shape, name="images")
     base = build_application(constructor, weights, f"effnet ({variant})",

@@ -13,6 +13,7 @@ some under two labels (conflicts). Every cleaner says why it removed each image.
 """
 
 from codabench_kit import hookimpl
+from codabench_kit.options import check_choice
 
 
 @hookimpl
@@ -49,13 +50,6 @@ def register_cleaners(register):
              options={"method": "class_weights", "target": 0, "seed": 0})
 
 
-def _choice(name, key, value, allowed):
-    from codabench_kit.errors import OptionError
-
-    if value not in allowed:
-        raise OptionError(f"{name}.{key} expects one of {', '.join(allowed)}; received {value!r}")
-
-
 def _hashes(images):
     from codabench_kit.phash import phash
 
@@ -63,7 +57,7 @@ def _hashes(images):
 
 
 def make_contaminants(min_copies=10, min_labels=3, by="phash", max_distance=4):
-    _choice("contaminants", "by", by, ("phash", "pixels"))
+    check_choice("contaminants", "by", by, ("phash", "pixels"))
 
     def contaminants(images, labels):
         import numpy as np
@@ -87,7 +81,7 @@ def make_contaminants(min_copies=10, min_labels=3, by="phash", max_distance=4):
 
 
 def make_conflicts(policy="drop", max_distance=4):
-    _choice("conflicts", "policy", policy, ("drop", "majority"))
+    check_choice("conflicts", "policy", policy, ("drop", "majority"))
 
     def conflicts(images, labels):
         import numpy as np
@@ -228,7 +222,7 @@ def _read_examples(paths):
 
 
 def make_balance(method="class_weights", target=0, seed=0):
-    _choice("balance", "method", method, ("class_weights", "oversample", "downsample"))
+    check_choice("balance", "method", method, ("class_weights", "oversample", "downsample"))
 
     def balance(images, labels):
         import numpy as np

@@ -170,9 +170,9 @@ def test_options_typed_from_the_command_line():
     ("color", {"magnitude": 1.5}, "color.magnitude must be in [0, 1]"),
     ("flips", {"probability": -0.1}, "flips.probability must be in [0, 1]"),
     ("corrupt", {"severity": 6}, "corrupt.severity must be 0"),
-    ("corrupt", {"kinds": ["bubble"]}, "corrupt.kinds must be one of"),
-    ("gridmask", {"fill": "grey"}, "gridmask.fill must be one of"),
-    ("geometric", {"fill_mode": "edge"}, "geometric.fill_mode must be one of"),
+    ("corrupt", {"kinds": ["bubble"]}, "corrupt.kinds expects one of"),
+    ("gridmask", {"fill": "grey"}, "gridmask.fill expects one of"),
+    ("geometric", {"fill_mode": "edge"}, "geometric.fill_mode expects one of"),
 ])
 def test_bad_options_are_rejected(name, options, message):
     with pytest.raises(OptionError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -32,13 +32,6 @@ def _check_unit(name, key, value):
     return value
 
 
-def _check_choice(name, key, value, allowed):
-    if value not in allowed:
-        raise OptionError(f"{name}.{key} must be one of {', '.join(allowed)}; "
-                          f"received {value!r}")
-    return value
-
-
 class Augmenter:
     """Base class: per-image ``probability``, ``magnitude`` in [0, 1], a seeded stream.
 

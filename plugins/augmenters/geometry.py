@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+from codabench_kit.options import check_choice
 from codabench_kit.plugins.augmenters.base import (
     Augmenter,
     FILL_MODES,
-    _check_choice,
     _per_image,
     _select,
 )
@@ -64,7 +64,7 @@ class Geometric(Augmenter):
                  fill_mode="reflect"):
         super().__init__(seed, probability, magnitude)
         self.zoom = bool(zoom)
-        self.fill_mode = _check_choice(self.NAME, "fill_mode", fill_mode, FILL_MODES)
+        self.fill_mode = check_choice(self.NAME, "fill_mode", fill_mode, FILL_MODES)
 
     def transform_images(self, images):
         from keras import ops

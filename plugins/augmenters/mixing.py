@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from codabench_kit.errors import OptionError
-from codabench_kit.plugins.augmenters.base import Augmenter, FILLS, _check_choice, _per_image
+from codabench_kit.options import check_choice
+from codabench_kit.plugins.augmenters.base import Augmenter, FILLS, _per_image
 from codabench_kit.plugins.augmenters.image_ops import _fill, _grid
 
 
@@ -36,7 +37,7 @@ class GridMask(Augmenter):
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, fill="mean", rotate=True):
         super().__init__(seed, probability, magnitude)
-        self.fill = _check_choice(self.NAME, "fill", fill, FILLS)
+        self.fill = check_choice(self.NAME, "fill", fill, FILLS)
         self.rotate = bool(rotate)
 
     def transform_images(self, images):
@@ -72,7 +73,7 @@ class Erasing(Augmenter):
         self.count = int(count)
         if self.count < 1:
             raise OptionError(f"erasing.count must be at least 1; received {count!r}")
-        self.fill = _check_choice(self.NAME, "fill", fill, FILLS)
+        self.fill = check_choice(self.NAME, "fill", fill, FILLS)
 
     def transform_images(self, images):
         from keras import ops

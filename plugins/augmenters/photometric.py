@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 from codabench_kit.errors import OptionError
+from codabench_kit.options import check_choice
 from codabench_kit.plugins.augmenters.base import (
     Augmenter,
     CORRUPTIONS,
-    _check_choice,
     _on_subset,
     _per_image,
 )
@@ -101,7 +101,7 @@ class Corrupt(Augmenter):
             raise OptionError("corrupt.kinds must name at least one corruption of: "
                               + ", ".join(CORRUPTIONS))
         for kind in kinds:
-            _check_choice(self.NAME, "kinds", kind, CORRUPTIONS)
+            check_choice(self.NAME, "kinds", kind, CORRUPTIONS)
         self.kinds = kinds
 
     def _table(self, key, severity):
