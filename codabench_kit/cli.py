@@ -36,11 +36,20 @@ def core_errors(command):
     return wrapper
 
 
+def plugin_manager():
+    """The plugin manager :func:`main` loaded (click's context object), so plugins are
+    loaded once per run; a new one when ``cli`` is invoked without ``main`` (tests)."""
+    from codabench_kit.plugin_manager import PluginManager, get_plugin_manager
+
+    context = click.get_current_context(silent=True)
+    loaded = context.find_object(PluginManager) if context is not None else None
+    return loaded if loaded is not None else get_plugin_manager()
+
+
 def load_registry():
-    from codabench_kit.plugin_manager import get_plugin_manager
     from codabench_kit.registry import Registry
 
-    return Registry.from_plugin_manager(get_plugin_manager())
+    return Registry.from_plugin_manager(plugin_manager())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -374,10 +383,9 @@ def plugins_command(as_json, kind):
       cbk plugins --json --kind backbone
     """
     from codabench_kit.options import DEFAULTS
-    from codabench_kit.plugin_manager import get_plugin_manager
     from codabench_kit.registry import Registry
 
-    pm = get_plugin_manager()
+    pm = plugin_manager()
     registry = Registry.from_plugin_manager(pm)
     components = registry.components(kind)
     if as_json:
@@ -410,8 +418,9 @@ def main(argv=None):
     """Entry point: load plugin commands, then run the CLI."""
     from codabench_kit.plugin_manager import get_plugin_manager
 
+    pm = get_plugin_manager()
     try:
-        get_plugin_manager().hook.register_commands(cli=cli)
+        pm.hook.register_commands(cli=cli)
     except Exception as exc:  # a broken plugin command must not take the CLI down
         click.echo(f"warning: a plugin failed to add its commands: {exc}", err=True)
-    return cli.main(args=argv, prog_name="cbk")
+    return cli.main(args=argv, prog_name="cbk", obj=pm)
