@@ -6,11 +6,11 @@ and without the default augmenters, measured alternately in one run; the ratio g
 
 Run: ``python -m pytest benchmarks/test_augmentation_throughput.py -s``.
 
-Measured here (2 cores, TF 2.21): ratio 0.79 and 0.89 in two runs (none 183 and 158
-img/s). The default chain costs about 1.6 ms per image eagerly (keras.layers.AugMix alone
-1.3 ms), against a budget of about 0.7 ms at 0.9; this target is not met yet. Preparing
-the next batch in one background thread made it worse (0.52): its eager TensorFlow ops
-fight the training step for the same two cores.
+Measured here (2 cores, TF 2.21), with the built-in augmenters compiled
+(``codabench_kit.training.compiled``) and AugMix on level maps: ratio 0.939 (none 155.6,
+default 146.1 img/s). Before (eager ops, ``keras.layers.AugMix`` at 1.3 ms per image):
+0.79 and 0.89. The machine is shared, so single figures move by 10-20%; the rounds
+alternate to cancel drift.
 """
 
 import time

@@ -2,7 +2,8 @@
 
 A ``keras.utils.PyDataset`` works on every Keras backend (JAX and torch included, where
 tf.data is missing). Augmenters run here, on each training batch, and nowhere else:
-they are never part of the model that gets exported.
+they are never part of the model that gets exported. Built-in augmenters run compiled
+(``codabench_kit.training.compiled``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from codabench_kit.backend import import_keras
+from codabench_kit.training.compiled import compile_chain
 
 keras = import_keras()
 
@@ -28,7 +30,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.images = images
         self.targets = one_hot(labels, num_classes)
         self.batch_size = batch_size
-        self.augmenters = list(augmenters)
+        self.augmenters = compile_chain(augmenters)
         self.sample_weights = (None if sample_weights is None
                                else np.asarray(sample_weights, dtype="float32"))
         self.rng = np.random.default_rng(seed)

@@ -28,7 +28,7 @@ sequence of batches. Outputs are clipped to 0..255.
 ``corrupt``        microscopy corruptions (MedMNIST-C kind): stain deposits, bubbles, defocus,
                    motion blur, pixelation, brightness, contrast at a ``severity`` 1-5
 ``randaugment``    RandAugment: ``num_ops`` random operations per image
-``augmix``         AugMix, via ``keras.layers.AugMix``
+``augmix``         AugMix: chains of random operations, mixed
 ``gridmask``       GridMask: a (rotated) grid of square holes
 ``erasing``        random erasing / cutout: ``count`` random rectangles
 ``cutmix``         CutMix: a box from another image of the batch; labels mixed by its area

@@ -81,6 +81,11 @@ class Augmenter:
         order = random.shuffle(ops.arange(batch, dtype="int32"), seed=self.seed_generator)
         return ops.take(ops.roll(order, -1, axis=0), ops.argsort(order), axis=0)
 
+    COMPILE = "graph"
+    """How the training pipeline runs it: ``"xla"``, ``"graph"`` (``tf.function``) or
+    ``None`` (eagerly); see ``codabench_kit.training.compiled``. Every draw here comes
+    from ``keras.random`` with the augmenter's own seed generator, so tracing is safe."""
+
     MIXES_BATCH = False
     """True for augmenters that mix images of the batch (CutMix, MixUp): they transform
     the whole batch and keep the picked rows; the others transform the picked rows only."""

@@ -28,6 +28,7 @@ class Flips(Augmenter):
     DESCRIPTION = ("Flips and 90-degree transposes (the 8 symmetries of the square; cells "
                    "have no orientation). probability 0.875: all 8 equally likely; "
                    "magnitude: no effect.")
+    COMPILE = "xla"
     OPTIONS = {"probability": 0.875, "magnitude": 1.0}
 
     def __init__(self, seed=0, probability=0.875, magnitude=1.0):
@@ -100,6 +101,7 @@ class Color(Augmenter):
     DESCRIPTION = ("Stain-colour shift (optical density, HED), hue, saturation, contrast, "
                    "brightness. magnitude 1: stains x1+-0.3, hue +-0.08 turn, saturation "
                    "x1+-0.5, contrast x1+-0.4, brightness +-20%.")
+    COMPILE = "xla"
     OPTIONS = {"probability": 0.8, "magnitude": 0.5}
 
     def __init__(self, seed=0, probability=0.8, magnitude=0.5):

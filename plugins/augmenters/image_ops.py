@@ -28,16 +28,11 @@ def _grid(height, width):
     return ops.meshgrid(ys, xs, indexing="ij")
 
 
-def _affine(images, angle, shear_x, shear_y, shift_x, shift_y, scale,
-            fill_mode="reflect", interpolation="bilinear"):
-    """Rotate/shear/scale about the centre and shift, with per-image (B,) parameters.
-
-    Builds the output->input map ``p_in = c + M (p_out - c - t)`` with
-    ``M = R(angle) @ [[1, shear_x], [shear_y, 1]] / scale``; one interpolation for all.
-    """
+def _affine_matrices(height, width, angle, shear_x, shear_y, shift_x, shift_y, scale):
+    """(B, 3, 3) output->input pixel maps ``p_in = c + M (p_out - c - t)`` with
+    ``M = R(angle) @ [[1, shear_x], [shear_y, 1]] / scale``, about the image centre ``c``."""
     from keras import ops
 
-    _, height, width, _ = ops.shape(images)
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     cos, sin = ops.cos(angle), ops.sin(angle)
     m00 = (cos - sin * shear_y) / scale
@@ -47,10 +42,65 @@ def _affine(images, angle, shear_x, shear_y, shift_x, shift_y, scale,
     ox, oy = cx + shift_x, cy + shift_y
     a2 = cx - m00 * ox - m01 * oy
     b2 = cy - m10 * ox - m11 * oy
-    zeros = ops.zeros_like(angle)
-    transform = ops.stack([m00, m01, a2, m10, m11, b2, zeros, zeros], axis=1)
+    zeros, ones = ops.zeros_like(angle), ops.ones_like(angle)
+    rows = [ops.stack(r, axis=1) for r in ([m00, m01, a2], [m10, m11, b2], [zeros, zeros, ones])]
+    return ops.stack(rows, axis=1)
+
+
+def _affine(images, angle, shear_x, shear_y, shift_x, shift_y, scale,
+            fill_mode="reflect", interpolation="bilinear"):
+    """Rotate/shear/scale about the centre and shift, with per-image (B,) parameters
+    (see ``_affine_matrices``); one interpolation for all, by ``ops.image.affine_transform``."""
+    from keras import ops
+
+    _, height, width, _ = ops.shape(images)
+    matrices = _affine_matrices(height, width, angle, shear_x, shear_y, shift_x, shift_y, scale)
+    transform = ops.concatenate([ops.reshape(matrices, (-1, 9))[:, :6],
+                                 ops.zeros_like(matrices[:, 0, :2])], axis=1)
     return ops.image.affine_transform(images, transform, interpolation=interpolation,
                                       fill_mode=fill_mode)
+
+
+def _mirror(coordinate, size):
+    """Fold pixel coordinates into [0, size - 1] by mirroring at the edge pixels."""
+    from keras import ops
+
+    period = 2.0 * max(size - 1, 1)
+    folded = ops.mod(coordinate, period)
+    return ops.where(folded > size - 1, period - folded, folded)
+
+
+def _warp(images, matrices):
+    """Resample each image bilinearly at ``p_in = matrices[i] @ p_out`` ((B, 3, 3) pixel
+    maps, as ``_affine_matrices``), borders mirrored.
+
+    Gathers only, so unlike ``ops.image.affine_transform`` (TensorFlow's
+    ImageProjectiveTransform) it compiles under XLA, where the training pipeline runs."""
+    from keras import ops
+
+    batch, height, width, channels = ops.shape(images)
+    ys, xs = ops.meshgrid(ops.arange(height, dtype="float32"),
+                          ops.arange(width, dtype="float32"), indexing="ij")
+    grid = ops.stack([ops.reshape(xs, (-1,)), ops.reshape(ys, (-1,)),
+                      ops.ones((height * width,))], axis=0)
+    source = ops.einsum("bij,jn->bin", matrices, grid)
+    x = _mirror(source[:, 0], width)
+    y = _mirror(source[:, 1], height)
+    x0, y0 = ops.floor(x), ops.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = ops.cast(x0, "int32"), ops.cast(y0, "int32")
+    y1 = ops.minimum(y0 + 1, height - 1)
+    # each pixel next to its right-hand neighbour: two gathers fetch all four corners
+    right = ops.concatenate([images[:, :, 1:], images[:, :, -1:]], axis=2)
+    flat = ops.reshape(ops.concatenate([images, right], axis=3), (-1, 2 * channels))
+    base = ops.arange(batch, dtype="int32")[:, None] * (height * width)
+
+    def row(y_index):
+        pair = ops.take(flat, base + y_index * width + x0, axis=0)
+        return pair[..., :channels] * (1.0 - fx) + pair[..., channels:] * fx
+
+    out = row(y0) * (1.0 - fy) + row(y1) * fy
+    return ops.reshape(out, (batch, height, width, channels))
 
 
 def _convolve_per_image(images, kernels):

@@ -33,6 +33,7 @@ class GridMask(Augmenter):
     NAME = "gridmask"
     DESCRIPTION = ("GridMask: a rotated grid of square holes. magnitude 1: half the image "
                    "masked; fill mean|noise|zero.")
+    COMPILE = "xla"
     OPTIONS = {"probability": 0.5, "magnitude": 0.5, "fill": "mean", "rotate": True}
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, fill="mean", rotate=True):

