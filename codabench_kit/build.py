@@ -40,7 +40,6 @@ class BuildConfig:
     head_epochs: int = 5
     patience: int = 4
     batch_size: int = 64
-    dropout: float = 0.2
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     demo_per_class: int = 200
@@ -89,6 +88,7 @@ class _Inputs:
     keep_run: str | None
     exports_here: bool
     dataset: Any
+    recipe: Any
 
 
 def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None) -> BuildResult:
@@ -105,13 +105,18 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
     keras.utils.set_random_seed(config.seed)
     device = device_summary()
     progress(f"backend: keras {keras.__version__} on {keras.backend.backend()}, device {device}")
-    # The backbone first: fetching ImageNet weights is the likeliest early failure.
-    classifier, backbone = _build_classifier(config, inputs, progress)
-    clean, outcome = _clean(config, inputs, progress)
-    parts, heldout = _split(config, clean, progress)
-    history, plan, seconds = _train(config, inputs, clean, outcome, parts, classifier, backbone,
-                                    progress)
-    metrics = _evaluate(config, inputs, clean, classifier, heldout, progress)
+    precision = use_precision(inputs.recipe, device)
+    progress(f"recipe: {inputs.recipe.describe()}, {precision} precision")
+    try:
+        # The backbone first: fetching ImageNet weights is the likeliest early failure.
+        classifier, backbone = _build_classifier(config, inputs, progress)
+        clean, outcome = _clean(config, inputs, progress)
+        parts, heldout = _split(config, clean, progress)
+        history, plan, seconds = _train(config, inputs, clean, outcome, parts, classifier,
+                                        backbone, progress)
+        metrics = _evaluate(config, inputs, clean, classifier, heldout, progress)
+    finally:
+        use_precision(None, device)
 
     recipe = {
         "cbk_version": __version__,
@@ -134,7 +139,8 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
                     "images": int(len(heldout["images_augmented"]))},
         "training": {"weights": config.weights or "none", "pretrained": inputs.weights is not None,
                      "plan": vars(plan), "batch_size": config.batch_size,
-                     "dropout": config.dropout, "history": history, "seconds": round(seconds, 1),
+                     "recipe": inputs.recipe.to_dict(), "precision": precision,
+                     "history": history, "seconds": round(seconds, 1),
                      "backend": keras.backend.backend(), "device": device},
         "metrics": {k: v for k, v in metrics.items() if k != "robustness"},
         "robustness": metrics.get("robustness"),
@@ -145,6 +151,20 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
     return result
 
 
+def use_precision(recipe, device: str) -> str:
+    """Set Keras' global dtype policy for the recipe (``None``: back to float32); return
+    ``"mixed_float16"`` or ``"float32"``. ``auto`` mixes on a GPU only: on CPU float16
+    is slower. The classifier's softmax stays float32 (see ``assemble_classifier``)."""
+    from codabench_kit.backend import import_keras
+
+    keras = import_keras()
+    wanted = "off" if recipe is None else recipe.train["mixed_precision"]
+    mixed = wanted == "on" or (wanted == "auto" and device.startswith("GPU"))
+    policy = "mixed_float16" if mixed else "float32"
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
 def _check_inputs(config: BuildConfig, registry) -> _Inputs:
     """Check every input and resolve the selection, paths and data; no work is done."""
     from codabench_kit.backend import choose_backend
@@ -152,7 +172,12 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
     from codabench_kit.options import select
     from codabench_kit.training.weights import normalize_weights
 
-    selection = select(registry, config.plugins, config.settings, config.file_settings)
+    from codabench_kit.training.recipe import Recipe, split_recipe_settings
+
+    settings, recipe_settings = split_recipe_settings(config.settings)
+    file_settings, recipe_file_settings = split_recipe_settings(config.file_settings)
+    selection = select(registry, config.plugins, settings, file_settings)
+    recipe = Recipe.from_settings(recipe_settings, recipe_file_settings)
     backbone = selection.one("backbone")
     weights = normalize_weights(config.weights)
     if weights is not None and not backbone.metadata.get("pretrained", False):
@@ -188,11 +213,12 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
         dataset = demo_dataset(seed=config.seed, per_class=config.demo_per_class)
     else:
         dataset = load_dataset(config.data)
-    return _Inputs(selection, cleaners, weights, out_path, keep_run, exports_here, dataset)
+    return _Inputs(selection, cleaners, weights, out_path, keep_run, exports_here, dataset,
+                   recipe)
 
 
 def _build_classifier(config, inputs, progress):
-    from codabench_kit.training.model import assemble_classifier
+    from codabench_kit.training.model import classifier_for
 
     component = inputs.selection.one("backbone")
     backbone = component.create(input_shape=inputs.dataset.image_shape, weights=inputs.weights,
@@ -200,7 +226,7 @@ def _build_classifier(config, inputs, progress):
     if component.metadata.get("pretrained") and inputs.weights is None:
         progress(f"note: {component.name} starts from random weights (--weights none); "
                  f"pass --weights imagenet or a weights file for transfer learning")
-    classifier = assemble_classifier(backbone, inputs.dataset.num_classes, dropout=config.dropout)
+    classifier = classifier_for(backbone, inputs.dataset.num_classes, inputs.recipe)
     return classifier, backbone
 
 
@@ -260,7 +286,8 @@ def _train(config, inputs, clean, outcome, parts, classifier, backbone, progress
                         patience=config.patience)
     started = time.perf_counter()
     history = train(classifier, backbone, batches, validation,
-                    pretrained=inputs.weights is not None, plan=plan, progress=progress)
+                    pretrained=inputs.weights is not None, plan=plan, recipe=inputs.recipe,
+                    progress=progress)
     return history, plan, time.perf_counter() - started
 
 

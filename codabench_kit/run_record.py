@@ -62,14 +62,20 @@ def load_run(path: str | Path) -> Run:
 
 def rebuild_classifier(recipe: dict, registry):
     """Build the untrained classifier the recipe describes (weights come from the file)."""
-    from codabench_kit.training.model import assemble_classifier
+    from codabench_kit.training.model import assemble_classifier, classifier_for
+    from codabench_kit.training.recipe import Recipe
 
     backbone_spec = recipe["components"]["backbone"][0]
     component = registry.get(backbone_spec["name"], "backbone")
     backbone = component.create(input_shape=tuple(recipe["image_shape"]), weights=None,
                                 **backbone_spec["options"])
-    classifier = assemble_classifier(backbone, recipe["num_classes"],
-                                     dropout=recipe["training"]["dropout"])
+    training = recipe["training"]
+    if "recipe" in training:
+        classifier = classifier_for(backbone, recipe["num_classes"],
+                                    Recipe.from_dict(training["recipe"]))
+    else:  # runs from cbk 0.1.0 before recipes: a linear head
+        classifier = assemble_classifier(backbone, recipe["num_classes"],
+                                         dropout=training["dropout"])
     return classifier, backbone
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from codabench_kit.cli import cli
 
 TINY = ["--demo-size", "12", "--epochs", "1", "--seed", "3", "--set", "cnn.width=8",
+        "--set", "head.dense=16", "--set", "train.optimizer=lion",
         "--plugins", "cnn,flips,augmix,flip-tta"]
 
 
@@ -48,6 +49,9 @@ def test_zip_layout_and_manifest(built):
     assert [c["name"] for c in manifest["components"]["augmenter"]] == ["flips", "augmix"]
     assert manifest["components"]["tta"][0]["name"] == "flip-tta"
     assert manifest["seed"] == 3
+    recipe = manifest["training"]["recipe"]
+    assert recipe["head"]["dense"] == "16" and recipe["train"]["optimizer"] == "lion"
+    assert manifest["training"]["precision"] == "float32"  # mixed precision is for GPUs
     assert manifest["data"]["fingerprint"].startswith("sha256:")
     assert manifest["data"]["source"] == "demo(seed=3)"
     for split in ("clean_test", "augmented_test"):

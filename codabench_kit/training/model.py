@@ -7,13 +7,39 @@ from codabench_kit.backend import import_keras
 keras = import_keras()
 
 
-def assemble_classifier(backbone, num_classes: int, *, dropout: float = 0.2):
-    """Backbone features -> dropout -> softmax over ``num_classes``."""
+def assemble_classifier(backbone, num_classes: int, *, dropout: float = 0.2,
+                        dense: tuple[int, ...] | list[int] = (), norm: str = "none",
+                        l2: float = 0.0):
+    """Backbone features -> [dropout -> Dense(width, relu) -> norm] per ``dense`` width ->
+    dropout -> softmax over ``num_classes`` (float32, also under mixed precision).
+
+    ``norm``: none, batch, layer or group (8 groups, or fewer when the width needs);
+    ``l2``: kernel regularisation of every Dense of the head."""
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
     inputs = keras.Input(backbone.input_shape[1:], name="images")
-    features = backbone(inputs)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(features)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(x)
+    x = backbone(inputs)
+    for i, width in enumerate(dense):
+        x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+        x = keras.layers.Dense(width, activation="relu", kernel_regularizer=regularizer,
+                               name=f"head_dense_{i}")(x)
+        if norm == "batch":
+            x = keras.layers.BatchNormalization(name=f"head_norm_{i}")(x)
+        elif norm == "layer":
+            x = keras.layers.LayerNormalization(name=f"head_norm_{i}")(x)
+        elif norm == "group":
+            groups = next(g for g in (8, 4, 2, 1) if width % g == 0)
+            x = keras.layers.GroupNormalization(groups=groups, name=f"head_norm_{i}")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
+                                 kernel_regularizer=regularizer, name="head")(x)
     return keras.Model(inputs, outputs, name="classifier")
+
+
+def classifier_for(backbone, num_classes: int, recipe):
+    """:func:`assemble_classifier` with a :class:`~codabench_kit.training.recipe.Recipe`'s head."""
+    head = recipe.head
+    return assemble_classifier(backbone, num_classes, dropout=head["dropout"],
+                               dense=recipe.dense_widths(), norm=head["norm"], l2=head["l2"])
 
 
 def inference_model(classifier, tta):

@@ -1,0 +1,157 @@
+"""The training recipe: head and training options, how they are set, and what they build."""
+
+import numpy as np
+import pytest
+
+from codabench_kit.errors import OptionError
+from codabench_kit.training.recipe import HEAD_OPTIONS, TRAIN_OPTIONS, Recipe, split_recipe_settings
+
+
+def test_defaults_then_file_then_command_line():
+    assert Recipe.from_settings() == Recipe()
+    recipe = Recipe.from_settings(
+        {"train": {"optimizer": "lion", "ema": "true"}},
+        {"train": {"optimizer": "sgd", "schedule": "plateau"}, "head": {"dense": "256,64"}})
+    assert recipe.train["optimizer"] == "lion" and recipe.train["ema"] is True
+    assert recipe.train["schedule"] == "plateau"
+    assert recipe.dense_widths() == [256, 64]
+    assert recipe.train["learning_rate"] == TRAIN_OPTIONS["learning_rate"]
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+
+
+def test_component_and_recipe_settings_are_split():
+    components, recipe = split_recipe_settings({"effnet": {"variant": "s"},
+                                                "train": {"loss": "focal"}})
+    assert components == {"effnet": {"variant": "s"}} and recipe == {"train": {"loss": "focal"}}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"train": {"optimizer": "rmsprop"}}, "train.optimizer expects one of adamw, adam, lion, sgd"),
+    ({"train": {"learning_rat": "0.1"}}, "Did you mean 'learning_rate'?"),
+    ({"train": {"learning_rate": "fast"}}, "learning_rate expects a float"),
+    ({"train": {"learning_rate": "0"}}, "train.learning_rate must be > 0; received 0.0"),
+    ({"head": {"dense": "0"}}, "head.dense expects comma-separated positive widths"),
+    ({"head": {"norm": "instance"}}, "head.norm expects one of none, batch, layer, group"),
+    ({"head": {"dropout": "1"}}, "head.dropout must be in [0, 1)"),
+    ({"train": {"unfreeze_stages": "0"}}, "train.unfreeze_stages must be >= 1"),
+])
+def test_bad_values_say_what_was_expected_and_received(settings, message):
+    with pytest.raises(OptionError, match=message.replace("[", r"\[").replace("(", r"\(")
+                       .replace(")", r"\)")):
+        Recipe.from_settings(settings)
+
+
+def _tiny_backbone():
+    from codabench_kit.plugin_manager import get_plugin_manager
+    from codabench_kit.registry import Registry
+
+    registry = Registry.from_plugin_manager(get_plugin_manager())
+    return registry.get("cnn").create(input_shape=(32, 32, 3), weights=None, width=8, blocks=1,
+                                      norm="batch")
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "group"])
+def test_head_options_build_and_train(norm):
+    import keras
+
+    from codabench_kit.training.model import classifier_for
+    from codabench_kit.training.trainer import make_loss, make_optimizer
+
+    recipe = Recipe.from_settings({"head": {"dense": "24,12", "norm": norm, "l2": "0.001"}})
+    classifier = classifier_for(_tiny_backbone(), 5, recipe)
+    names = [layer.name for layer in classifier.layers]
+    assert {"head_dense_0", "head_dense_1", "head"} <= set(names)
+    assert ("head_norm_0" in names) == (norm != "none")
+    assert classifier.get_layer("head_dense_0").kernel_regularizer is not None
+    classifier.compile(optimizer=make_optimizer(recipe, 1e-3, 10), loss=make_loss(recipe))
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = keras.ops.one_hot(np.arange(8) % 5, 5)
+    assert np.isfinite(classifier.train_on_batch(x, y))
+    probabilities = classifier.predict(x, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, cls", [("adamw", "AdamW"), ("adam", "Adam"), ("lion", "Lion"),
+                                       ("sgd", "SGD")])
+def test_optimizers_schedules_and_ema(name, cls):
+    import keras
+
+    from codabench_kit.training.trainer import make_optimizer
+
+    cosine = make_optimizer(Recipe.from_settings({"train": {"optimizer": name, "ema": "true"}}),
+                            1e-3, 100)
+    assert type(cosine).__name__ == cls and cosine.use_ema
+    schedule = cosine._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert float(schedule(0)) == pytest.approx(1e-3) and float(schedule(100)) == pytest.approx(1e-5)
+    constant = make_optimizer(Recipe.from_settings({"train": {"optimizer": name,
+                                                              "schedule": "constant"}}), 1e-3, 100)
+    assert float(constant.learning_rate) == pytest.approx(1e-3) and not constant.use_ema
+
+
+def test_losses_smooth_labels_and_focus():
+    import keras
+
+    from codabench_kit.training.trainer import make_loss
+
+    y_true = np.array([[0.0, 1.0]], "float32")
+    y_pred = np.array([[0.1, 0.9]], "float32")
+    plain = make_loss(Recipe.from_settings({"train": {"label_smoothing": "0"}}))
+    smooth = make_loss(Recipe())
+    focal = make_loss(Recipe.from_settings({"train": {"loss": "focal"}}))
+    assert isinstance(focal, keras.losses.CategoricalFocalCrossentropy)
+    assert float(smooth(y_true, y_pred)) > float(plain(y_true, y_pred))  # smoothing penalises
+    assert float(focal(y_true, y_pred)) < float(plain(y_true, y_pred))   # confident: focused away
+
+
+def test_gradual_unfreezing_opens_the_deepest_layers_first():
+    import keras
+
+    from codabench_kit.training.trainer import _weighted_layers, unfreeze_top
+
+    backbone = _tiny_backbone()
+    layers = list(_weighted_layers(backbone))
+    unfreeze_top(backbone, 1 / 3)
+    open_ = [layer.trainable for layer in layers]
+    assert any(open_) and not all(open_)
+    assert open_.index(True) >= len(layers) // 2  # the open ones are the deep ones
+    assert not any(layer.trainable for layer in layers
+                   if isinstance(layer, keras.layers.BatchNormalization))
+    unfreeze_top(backbone, 1.0)
+    assert all(layer.trainable for layer in layers
+               if not isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_options_tables_are_documented():
+    from codabench_kit.training import recipe as module
+
+    doc = open(module.__file__).read()
+    for key in [*HEAD_OPTIONS, *TRAIN_OPTIONS]:
+        assert f"``{key}``" in doc, key
+
+
+def test_two_phases_with_gradual_unfreezing_ema_and_plateau():
+    """A 'pretrained' run (random weights stand in): head phase, then three fine-tuning
+    stages, each validated on the EMA weights."""
+    import keras
+
+    from codabench_kit.training.batches import TrainingBatches
+    from codabench_kit.training.model import classifier_for
+    from codabench_kit.training.trainer import TrainingPlan, train
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3)).astype("uint8")
+    labels = np.arange(24) % 3
+    recipe = Recipe.from_settings({"train": {"unfreeze": "gradual", "ema": "true",
+                                             "schedule": "plateau", "optimizer": "sgd"}})
+    backbone = _tiny_backbone()
+    classifier = classifier_for(backbone, 3, recipe)
+    batches = TrainingBatches(images, labels, 3, batch_size=8)
+    validation = (images[:6].astype("float32"), keras.ops.one_hot(labels[:6], 3))
+    lines = []
+    history = train(classifier, backbone, batches, validation, pretrained=True, recipe=recipe,
+                    plan=TrainingPlan(head_epochs=1, epochs=3, patience=2), progress=lines.append)
+    assert list(history) == ["head", "finetune_1", "finetune_2", "finetune_3"]
+    assert any("phase 2.3: fine-tune the deepest 3/3" in line for line in lines)
+    assert all(np.isfinite(history[phase]["loss"]).all() for phase in history)
