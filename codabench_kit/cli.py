@@ -74,10 +74,16 @@ def cli():
 @click.option("--plugins", "plugin_names", default="",
               help="Comma-separated components, e.g. effnet,augmix,flip-tta (see `cbk plugins`).")
 @click.option("--set", "assignments", multiple=True, metavar="NAME.KEY=VALUE",
-              help="A component option, e.g. --set effnet.variant=s. Repeatable.")
+              help="A component option, e.g. --set effnet.variant=s, or a recipe option: "
+                   "head.dense, head.dropout, head.norm, head.l2, train.optimizer, "
+                   "train.learning_rate, train.finetune_learning_rate, train.weight_decay, "
+                   "train.schedule, train.label_smoothing, train.loss, train.focal_gamma, "
+                   "train.ema, train.unfreeze, train.unfreeze_stages, train.mixed_precision "
+                   "(see codabench_kit.training.recipe). Repeatable.")
 @click.option("--config", type=click.Path(), default=None,
               help="A cbk.toml with `plugins = [...]` and one [component] table of options "
-                   "each. Default: ./cbk.toml if present. Command-line values win.")
+                   "each, plus [head] and [train] for the recipe. Default: ./cbk.toml if "
+                   "present. Command-line values win.")
 @click.option("--out", type=click.Path(), default=None,
               help="Zip to write (never overwritten). Default: submissions/cbk-<backbone>-<time>.zip")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -118,6 +124,7 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
       cbk build --plugins effnet,augmix --data training_set.npz --weights imagenet
       cbk build --plugins mobilenet --set mobilenet.variant=v3small --epochs 10
       cbk build --heldout-policy ops:blur,jpeg@3
+      cbk build --set train.optimizer=lion --set train.learning_rate=3e-4 --set head.dense=256
     """
     from codabench_kit.build import BuildConfig, run_build
 
@@ -229,22 +236,77 @@ def clean(data, out, plugin_names, assignments, config, picture, max_removed, dr
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path())
+@click.option("--data", type=click.Path(), required=True,
+              help="Labelled .npz (AN2DL layout) or a folder with one subfolder per class.")
+@click.option("--out", type=click.Path(), required=True,
+              help="The augmented .npz to write (never overwritten).")
+@click.option("--plugins", "plugin_names", required=True,
+              help="Augmenters to apply, in order, e.g. corrupt or flips,color.")
+@click.option("--set", "assignments", multiple=True, metavar="NAME.KEY=VALUE",
+              help="An augmenter option, e.g. --set corrupt.severity=3. Repeatable.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@core_errors
+def augment(data, out, plugin_names, assignments, seed, batch_size):
+    """Apply augmenters to a labelled set and write the result: to look at them, or to
+    test a submission on corrupted images.
+
+    \b
+    Examples:
+      cbk augment --data mini.npz --out mini-s3.npz --plugins corrupt \\
+                  --set corrupt.severity=3 --set corrupt.probability=1
+      cbk validate submissions/cbk-mobilenet.zip --data mini-s3.npz
+    """
+    from codabench_kit.augment_file import augmented_arrays
+    from codabench_kit.cleaned_file import write_npz_atomically
+    from codabench_kit.data import load_dataset
+    from codabench_kit.options import parse_set, select, split_names
+    from codabench_kit.packaging.bundle import ensure_absent
+
+    registry = load_registry()
+    names = split_names(plugin_names)
+    others = [n for n in names if n in registry and registry.get(n).kind != "augmenter"]
+    if others:
+        raise OptionError(f"cbk augment applies augmenters only; received {', '.join(others)} "
+                          f"({', '.join(registry.get(n).kind for n in others)})")
+    selection = select(registry, names, parse_set(assignments))
+    out_path = Path(out)
+    if out_path.suffix != ".npz":
+        raise click.BadParameter(f"expected a path ending in .npz; received {out!r}",
+                                 param_hint="--out")
+    ensure_absent(out_path)
+    augmenters = [c.create(seed=seed + i, **selection.options_for(c.name))
+                  for i, c in enumerate(selection.of("augmenter"))]
+    dataset = load_dataset(data)
+    echo_progress(f"augmenting {len(dataset.labels)} images with "
+                  f"{', '.join(c.name for c in selection.of('augmenter'))}")
+    write_npz_atomically(out_path, augmented_arrays(dataset, augmenters, batch_size=batch_size))
+    click.echo(f"augmented data: {out_path}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Zip to write (never overwritten).")
 @click.option("--no-validate", is_flag=True, help="Skip validating the zip before publishing.")
 @core_errors
-def package(run_dir, out, no_validate):
+def package(run_dirs, out, no_validate):
     """Package a trained run (from `cbk build --keep-run`, or a build on a backend
     without TensorFlow) into a submission zip. Needs TensorFlow.
 
+    Several runs make an ensemble: one artifact that averages their probabilities (each
+    with its own TTA). They must share the image shape and classes; its metrics are
+    measured on the first run's test set.
+
     \b
-    Example:
+    Examples:
       cbk package submissions/cbk-effnet-20261122-101500.run --out submissions/effnet.zip
+      cbk package effnet.run mobilenet.run --out submissions/ensemble.zip
     """
     from codabench_kit.packaging.package import package_run
     from codabench_kit.run_record import load_run
 
-    package_run(load_run(run_dir), Path(out), load_registry(), validate=not no_validate,
+    runs = [load_run(run_dir) for run_dir in run_dirs]
+    package_run(runs, Path(out), load_registry(), validate=not no_validate,
                 progress=echo_progress)
     click.echo(out)
 

@@ -37,36 +37,40 @@ def heldout_path_for(zip_path: Path) -> Path:
 
 def package_run(run, out_path: Path, registry, *, validate: bool = True,
                 timeout: float = 600.0, progress: Callable[[str], None] = lambda s: None):
-    """Package ``run`` (a :class:`codabench_kit.run_record.Run`) into ``out_path``.
+    """Package ``run`` (a :class:`codabench_kit.run_record.Run`, or a list of runs: an
+    ensemble) into ``out_path``.
 
     Returns the manifest. Nothing is left at ``out_path`` unless every check passed.
     """
-    from codabench_kit.run_record import make_tta, rebuild_classifier
-
+    runs = list(run) if isinstance(run, (list, tuple)) else [run]
     out_path = Path(out_path)
     ensure_absent(out_path)
     heldout_out = heldout_path_for(out_path)
     ensure_absent(heldout_out)
     chart_out = chart_path_for(out_path)
     ensure_absent(chart_out)
-    require_tensorflow(run.path, out_path)
-    recipe = run.recipe
-    heldout = run.heldout()
+    for member in runs:
+        require_tensorflow(member.path, out_path)
+    if len(runs) > 1:
+        check_ensemble(runs)
+    recipe = runs[0].recipe
+    heldout = runs[0].heldout()
 
     from codabench_kit.backend import import_keras
-    from codabench_kit.training.model import inference_model
 
     keras = import_keras()
     if keras.backend.backend() != "tensorflow":
         raise BuildError(
             f"exporting needs the TensorFlow Keras backend; this process runs "
-            f"{keras.backend.backend()!r}. Run `KERAS_BACKEND=tensorflow cbk package {run.path} "
-            f"--out {out_path}`"
+            f"{keras.backend.backend()!r}. Run `KERAS_BACKEND=tensorflow cbk package "
+            f"{' '.join(str(r.path) for r in runs)} --out {out_path}`"
         )
-    progress("packaging: rebuilding the classifier from the run's weights")
-    classifier, _ = rebuild_classifier(recipe, registry)
-    classifier.load_weights(str(run.weights_path))
-    model = inference_model(classifier, make_tta(recipe, registry))
+    progress("packaging: rebuilding the classifier from the run's weights"
+             if len(runs) == 1 else
+             f"packaging: rebuilding the {len(runs)} members of the ensemble")
+    model = shipped_model(runs, registry)
+    if len(runs) > 1:
+        recipe, heldout = ensemble_recipe(runs, model, heldout, progress)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cbk-package-") as scratch:
@@ -120,6 +124,83 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
     if manifest.get("robustness"):  # after the zip: a chart never stands beside a failure
         progress(f"robustness chart: {write_chart(manifest['robustness'], chart_out)}")
     return manifest
+
+
+def shipped_model(runs, registry):
+    """The inference model (TTA included) of one run, or of several averaged: each
+    member under its own name (``member_0``...), so identical layer names never clash,
+    and their probabilities averaged in the same graph: one artifact, one call."""
+    from codabench_kit.backend import import_keras
+    from codabench_kit.run_record import make_tta, rebuild_classifier
+    from codabench_kit.training.model import inference_model
+
+    keras = import_keras()
+    members = []
+    for index, run in enumerate(runs):
+        classifier, _ = rebuild_classifier(run.recipe, registry)
+        classifier.load_weights(str(run.weights_path))
+        members.append(inference_model(classifier, make_tta(run.recipe, registry)))
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(tuple(runs[0].recipe["image_shape"]), name="images")
+    outputs = [keras.Model(m.input, m.output, name=f"member_{i}")(inputs)
+               for i, m in enumerate(members)]
+    return keras.Model(inputs, keras.ops.mean(keras.ops.stack(outputs), axis=0),
+                       name="ensemble")
+
+
+def check_ensemble(runs) -> None:
+    """Members must agree on the image shape, the classes and their names."""
+    first = runs[0].recipe
+    for run in runs[1:]:
+        for key in ("image_shape", "num_classes", "class_names"):
+            if run.recipe.get(key) != first.get(key):
+                raise BuildError(
+                    f"the runs of an ensemble must share their {key}: expected "
+                    f"{first.get(key)!r} (as {runs[0].path}), received {run.recipe.get(key)!r} "
+                    f"from {run.path}")
+
+
+def ensemble_recipe(runs, model, heldout, progress):
+    """The manifest's recipe for an ensemble, and the first run's held-out sets with the
+    ensemble's probabilities (what the artifact must reproduce) and metrics on them.
+
+    Those metrics are honest only when every member was split the same way (same data
+    fingerprint, seed and fractions): otherwise one member's test images may be another's
+    training images, and the manifest says so."""
+    from codabench_kit.evaluation import classification_metrics
+
+    first = runs[0].recipe
+    heldout = dict(heldout)
+    metrics = {}
+    for split, key in (("clean_test", "images"), ("augmented_test", "images_augmented")):
+        probabilities = np.asarray(model.predict(heldout[key].astype("float32"), verbose=0,
+                                                 batch_size=64), dtype="float32")
+        heldout[key.replace("images", "probabilities")] = probabilities
+        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
+        metrics[split] = classification_metrics(labels, probabilities.argmax(-1),
+                                                first["num_classes"])
+
+    def split_of(recipe):
+        return (recipe["data"]["fingerprint"], recipe["seed"], recipe["split"]["val_fraction"],
+                recipe["split"]["test_fraction"])
+
+    same_split = all(split_of(run.recipe) == split_of(first) for run in runs)
+    recipe = dict(first)
+    recipe["metrics"] = metrics
+    recipe["robustness"] = None
+    recipe["ensemble"] = {
+        "members": [{"run": str(run.path), "components": run.recipe["components"],
+                     "metrics": run.recipe.get("metrics", {})} for run in runs],
+        "merge": "mean of the members' probabilities",
+        "same_split": same_split,
+    }
+    progress(f"ensemble of {len(runs)} on the first run's test set: clean accuracy "
+             f"{metrics['clean_test']['accuracy']:.3f}, augmented "
+             f"{metrics['augmented_test']['accuracy']:.3f}"
+             + ("" if same_split else " (members were split differently: these test "
+                "images may have trained some members, so read these figures as optimistic)"))
+    return recipe, heldout
 
 
 def _validate_before_publishing(zip_path, heldout, predictions, recipe, timeout, progress):
