@@ -47,7 +47,7 @@ def test_build_refuses_an_existing_output_before_any_work(tmp_path, invoke_build
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--plugins", "efnet"], "unknown component 'efnet'. Did you mean 'effnet'?"),
+    (["--plugins", "efnet"], "unknown component 'efnet'. Did you mean 'effnet'"),
     (["--plugins", "cnn,effnet"], "a build uses one backbone"),
     (["--set", "effnet.variant=s"], "does not use; add it to --plugins"),
     (["--set", "cnn"], "expected --set COMPONENT.OPTION=VALUE"),
@@ -57,6 +57,11 @@ def test_build_refuses_an_existing_output_before_any_work(tmp_path, invoke_build
     (["--out", "sub.tar"], "expected --out to end in .zip"),
     (["--heldout-policy", "mixed:n=99"], "received 'mixed:n=99'"),
     (["--data", "missing.npz"], "missing.npz"),
+    (["--set", "train.optimizer=rmsprop"],
+     "train.optimizer expects one of adamw, adam, lion, sgd; received 'rmsprop'"),
+    (["--set", "train.learning_rat=0.1"], "Did you mean 'learning_rate'?"),
+    (["--set", "head.dense=256,wide"], "head.dense expects comma-separated positive widths"),
+    (["--set", "train.label_smoothing=1.5"], "train.label_smoothing must be in [0, 1)"),
 ])
 def test_build_bad_inputs_fail_fast_and_write_nothing(invoke_build, args, message):
     result, files = invoke_build(*args)
