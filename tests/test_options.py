@@ -20,7 +20,7 @@ def test_set_is_typed_by_the_default(registry):
     selection = select(registry, ["effnet", "augmix", "flip-tta"],
                        parse_set(["effnet.variant=s", "augmix.magnitude=0.5",
                                   "augmix.num_chains=2", "flip-tta.vertical=false"]))
-    assert selection.options_for("effnet") == {"variant": "s"}
+    assert selection.options_for("effnet") == {"variant": "s", "size": 0}
     assert selection.options_for("augmix") == {"probability": 1.0, "magnitude": 0.5,
                                                "num_chains": 2, "chain_depth": 3, "alpha": 1.0}
     assert selection.options_for("flip-tta") == {"vertical": False}
@@ -33,7 +33,7 @@ def test_command_line_wins_over_config_file(registry, tmp_path):
     assert parsed["plugins"] == ["mobilenet"]
     selection = select(registry, parsed["plugins"], parse_set(["mobilenet.variant=v3large"]),
                        parsed["options"])
-    assert selection.options_for("mobilenet") == {"variant": "v3large", "alpha": 0.75}
+    assert selection.options_for("mobilenet") == {"variant": "v3large", "alpha": 0.75, "size": 0}
 
 
 @pytest.mark.parametrize("assignment", ["effnet", "effnet=s", "variant=s", ".variant=s"])
@@ -44,7 +44,7 @@ def test_malformed_set_says_what_was_expected(assignment):
 
 def test_unknown_option_lists_valid_ones(registry):
     with pytest.raises(OptionError, match=r"effnet has no option 'varient'\. Did you mean "
-                                          r"'variant'\? Its options: variant"):
+                                          r"'variant'\? Its options: size, variant"):
         select(registry, ["effnet"], parse_set(["effnet.varient=s"]))
 
 

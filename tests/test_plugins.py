@@ -18,6 +18,8 @@ BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner
            "cutmix": "augmenter", "mixup": "augmenter", "kerascv-randaugment": "augmenter",
            "kerascv-augmix": "augmenter", "kerascv-gridmask": "augmenter",
            "cnn": "backbone", "mobilenet": "backbone", "effnet": "backbone",
+           "efficientnet": "backbone", "convnext": "backbone", "resnet": "backbone",
+           "vgg": "backbone", "inception": "backbone", "densenet": "backbone",
            "flip-tta": "tta", "no-tta": "tta"}
 
 EXAMPLE_PLUGIN = """
@@ -132,7 +134,8 @@ def test_plugin_adds_cli_command(install_plugin, capsys):
 def test_load_plugins_env_narrows_loading(monkeypatch):
     monkeypatch.setenv("CBK_LOAD_PLUGINS", "backbones")
     names = {c.name for c in fresh_registry().components()}
-    assert names == {"cnn", "mobilenet", "effnet"}
+    assert names == {"cnn", "mobilenet", "effnet", "efficientnet", "convnext", "resnet", "vgg",
+                     "inception", "densenet"}
 
 
 def test_listing_never_imports_tensorflow_or_keras():
