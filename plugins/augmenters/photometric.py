@@ -16,7 +16,7 @@ from codabench_kit.plugins.augmenters.image_ops import (
     _contrast,
     _convolve_per_image,
     _disc_kernels,
-    _gaussian_kernels,
+    _gaussian_blur,
     _jpeg,
     _line_kernels,
     _pixelate,
@@ -48,8 +48,7 @@ class Noise(Augmenter):
         strength = self.strengths(batch, low=0.2)
         x = _on_subset(which == 0, lambda im, s: im + _per_image(30.0 * s)
                        * self._normal(ops.shape(im)), images, strength)
-        x = _on_subset(which == 1, lambda im, s: _convolve_per_image(
-            im, _gaussian_kernels(2.5 * s)), x, strength)
+        x = _on_subset(which == 1, lambda im, s: _gaussian_blur(im, 2.5 * s), x, strength)
         return _on_subset(which == 2, lambda im, s: _jpeg(im, 100.0 - 95.0 * s), x, strength)
 
     def _normal(self, shape):
