@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from codabench_kit.errors import OptionError
@@ -242,12 +243,17 @@ class _LevelMaps:
 
     def on(self, levels):
         """The images: every pixel's level mapped, (B, H, W, C) float32."""
-        from keras import ops
+        return _apply_levels(self.value, levels)
 
-        batch, height, width, channels = ops.shape(levels)
-        flat = ops.reshape(ops.transpose(levels, (0, 3, 1, 2)), (batch, channels, -1))
-        out = ops.take_along_axis(self.value, flat, axis=2)
-        return ops.transpose(ops.reshape(out, (batch, channels, height, width)), (0, 2, 3, 1))
+
+def _apply_levels(value, levels):
+    """Map every pixel's level through ``value`` (B, C, 256): (B, H, W, C) float32."""
+    from keras import ops
+
+    batch, height, width, channels = ops.shape(levels)
+    flat = ops.reshape(ops.transpose(levels, (0, 3, 1, 2)), (batch, channels, -1))
+    out = ops.take_along_axis(value, flat, axis=2)
+    return ops.transpose(ops.reshape(out, (batch, channels, height, width)), (0, 2, 3, 1))
 
 
 class AugMix(Augmenter):
@@ -362,12 +368,7 @@ def _mix_in(mixed, levels, value, matrix, weight):
 
     A kernel of its own, apart from ``AugMix.plan``: compiled together, XLA fuses the
     level-map gather into the warp's gathers and recomputes it, 6x slower."""
-    maps = _LevelMaps.__new__(_LevelMaps)
-    maps.value = value
-    return mixed + _per_image(weight) * _warp(maps.on(levels), matrix)
-
-
-_MIX_IN = []
+    return mixed + _per_image(weight) * _warp(_apply_levels(value, levels), matrix)
 
 
 def _xla(function):
@@ -382,7 +383,6 @@ def _xla(function):
     return tf.function(function, jit_compile=True)
 
 
+@functools.cache
 def _mix_in_kernel():
-    if not _MIX_IN:
-        _MIX_IN.append(_xla(_mix_in))
-    return _MIX_IN[0]
+    return _xla(_mix_in)
