@@ -114,9 +114,11 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
         parts, heldout = _split(config, clean, progress)
         history, plan, seconds = _train(config, inputs, clean, outcome, parts, classifier,
                                         backbone, progress)
-        metrics = _evaluate(config, inputs, clean, classifier, heldout, progress)
     finally:
         use_precision(None, device)
+    if precision != "float32":  # evaluate and ship what packaging rebuilds: float32
+        classifier = _float32_copy(inputs, classifier)
+    metrics = _evaluate(config, inputs, clean, classifier, heldout, progress)
 
     recipe = {
         "cbk_version": __version__,
@@ -228,6 +230,19 @@ def _build_classifier(config, inputs, progress):
                  f"pass --weights imagenet or a weights file for transfer learning")
     classifier = classifier_for(backbone, inputs.dataset.num_classes, inputs.recipe)
     return classifier, backbone
+
+
+def _float32_copy(inputs, classifier):
+    """The trained classifier rebuilt under the float32 policy, with its weights: the
+    graph ``cbk package`` rebuilds, so the exported model reproduces the evaluated one."""
+    from codabench_kit.training.model import classifier_for
+
+    component = inputs.selection.one("backbone")
+    backbone = component.create(input_shape=inputs.dataset.image_shape, weights=None,
+                                **inputs.selection.options_for(component.name))
+    copy = classifier_for(backbone, inputs.dataset.num_classes, inputs.recipe)
+    copy.set_weights(classifier.get_weights())
+    return copy
 
 
 def _clean(config, inputs, progress):

@@ -155,3 +155,27 @@ def test_two_phases_with_gradual_unfreezing_ema_and_plateau():
     assert list(history) == ["head", "finetune_1", "finetune_2", "finetune_3"]
     assert any("phase 2.3: fine-tune the deepest 3/3" in line for line in lines)
     assert all(np.isfinite(history[phase]["loss"]).all() for phase in history)
+
+
+def test_mixed_precision_training_ships_a_float32_model(tmp_path):
+    """train.mixed_precision=on (forced on CPU): the build trains in float16, evaluates
+    and exports the float32 rebuild, and the zip reproduces the evaluated probabilities."""
+    import json
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from codabench_kit.cli import cli
+
+    out = tmp_path / "mixed.zip"
+    result = CliRunner().invoke(cli, ["build", "--demo-size", "12", "--epochs", "1",
+                                      "--set", "cnn.width=8", "--set", "train.mixed_precision=on",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output + str(result.exception)
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["training"]["precision"] == "mixed_float16"
+    assert manifest["fidelity"]["max_abs_probability_difference"] <= 1e-4
+    import keras
+
+    assert keras.config.dtype_policy().name == "float32"  # restored after the build
