@@ -25,6 +25,17 @@ def _keras():
     return import_keras()
 
 
+def _xla(function):
+    """``function`` compiled by XLA on TensorFlow (a kernel that a graph-compiled
+    augmenter calls where XLA is faster than the graph); as it is on the other backends
+    (JAX compiles op by op, torch runs eagerly)."""
+    if _keras().backend.backend() != "tensorflow":
+        return function
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True)
+
+
 def _check_unit(name, key, value):
     value = float(value)
     if not 0.0 <= value <= 1.0:

@@ -6,7 +6,7 @@ import functools
 import math
 
 from codabench_kit.errors import OptionError
-from codabench_kit.plugins.augmenters.base import Augmenter, _on_subset, _per_image
+from codabench_kit.plugins.augmenters.base import Augmenter, _on_subset, _per_image, _xla
 from codabench_kit.plugins.augmenters.image_ops import (
     _affine,
     _affine_matrices,
@@ -369,18 +369,6 @@ def _mix_in(mixed, levels, value, matrix, weight):
     A kernel of its own, apart from ``AugMix.plan``: compiled together, XLA fuses the
     level-map gather into the warp's gathers and recomputes it, 6x slower."""
     return mixed + _per_image(weight) * _warp(_apply_levels(value, levels), matrix)
-
-
-def _xla(function):
-    """``function`` compiled by XLA on TensorFlow; as it is on the other backends (JAX
-    compiles op by op, torch runs eagerly)."""
-    from codabench_kit.plugins.augmenters.base import _keras
-
-    if _keras().backend.backend() != "tensorflow":
-        return function
-    import tensorflow as tf
-
-    return tf.function(function, jit_compile=True)
 
 
 @functools.cache
