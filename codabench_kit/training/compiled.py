@@ -12,7 +12,8 @@ with a class attribute:
     traced into a plain ``tf.function`` (XLA is slower for some ops, convolutions
     folded over the batch among them).
 
-Opting in promises that every random draw comes from ``keras.random`` with the
+Tracing is plain (``autograph=False``): Python control flow runs once, at trace time, on
+static shapes. Opting in promises that every random draw comes from ``keras.random`` with the
 augmenter's own ``SeedGenerator`` (so a traced call draws anew each time) and that the
 output depends on nothing Python-side that changes between calls. Augmenters without the
 attribute (third-party ones, say) run eagerly, exactly as written. Only the TensorFlow
@@ -53,7 +54,7 @@ class Compiled:
         import tensorflow as tf
 
         if self._function is None:
-            self._function = tf.function(self.augmenter.__call__,
+            self._function = tf.function(self.augmenter.__call__, autograph=False,
                                          jit_compile=self.mode == "xla")
         try:
             return self._function(images, labels)

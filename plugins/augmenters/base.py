@@ -33,7 +33,7 @@ def _xla(function):
         return function
     import tensorflow as tf
 
-    return tf.function(function, jit_compile=True)
+    return tf.function(function, jit_compile=True, autograph=False)
 
 
 def _check_unit(name, key, value):
