@@ -7,10 +7,10 @@ and without the default augmenters, measured alternately in one run; the ratio g
 Run: ``python -m pytest benchmarks/test_augmentation_throughput.py -s``.
 
 Measured here (2 cores, TF 2.21), with the built-in augmenters compiled
-(``codabench_kit.training.compiled``) and AugMix on level maps: ratio 0.939 (none 155.6,
-default 146.1 img/s). Before (eager ops, ``keras.layers.AugMix`` at 1.3 ms per image):
-0.79 and 0.89. The machine is shared, so single figures move by 10-20%; the rounds
-alternate to cancel drift.
+(``codabench_kit.training.compiled``) and AugMix on level maps, five runs: ratio 0.939,
+0.873, 0.962, 1.012, 0.965 (none 153-191 img/s). Before (eager ops,
+``keras.layers.AugMix`` at 1.3 ms per image): 0.79 and 0.89. The machine is shared, so
+single figures move by 10-20%; the rounds alternate to cancel drift.
 """
 
 import time
