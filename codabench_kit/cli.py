@@ -265,6 +265,9 @@ def augment(data, out, plugin_names, assignments, seed, batch_size):
 
     registry = load_registry()
     names = split_names(plugin_names)
+    if not names:
+        raise click.BadParameter(f"expected one or more augmenter names; received "
+                                 f"{plugin_names!r}", param_hint="--plugins")
     others = [n for n in names if n in registry and registry.get(n).kind != "augmenter"]
     if others:
         raise OptionError(f"cbk augment applies augmenters only; received {', '.join(others)} "

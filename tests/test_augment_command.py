@@ -51,6 +51,7 @@ def test_bad_inputs_fail_before_any_work_and_write_nothing(tmp_path):
     existing.write_bytes(b"precious")
     cases = [
         (["--plugins", "cnn"], "cbk augment applies augmenters only; received cnn (backbone)"),
+        (["--plugins", ""], "expected one or more augmenter names; received ''"),
         (["--plugins", "corupt"], "Did you mean 'corrupt'"),
         (["--plugins", "corrupt", "--set", "corrupt.severity=9"], "corrupt.severity must be"),
         (["--plugins", "corrupt", "--out", str(tmp_path / "x.png")], "ending in .npz"),
