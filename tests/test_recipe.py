@@ -175,7 +175,9 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
     with zipfile.ZipFile(out) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["training"]["precision"] == "mixed_float16"
-    assert manifest["fidelity"]["max_abs_probability_difference"] <= 1e-4
+    # The evaluated model is the float32 rebuild itself, so the export reproduces it
+    # exactly; evaluating the float16-computing model instead gave 8.8e-06 here.
+    assert manifest["fidelity"]["max_abs_probability_difference"] <= 1e-6
     import keras
 
     assert keras.config.dtype_policy().name == "float32"  # restored after the build
