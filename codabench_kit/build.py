@@ -220,27 +220,28 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
 
 
 def _build_classifier(config, inputs, progress):
-    from codabench_kit.training.model import classifier_for
-
     component = inputs.selection.one("backbone")
-    backbone = component.create(input_shape=inputs.dataset.image_shape, weights=inputs.weights,
-                                **inputs.selection.options_for(component.name))
+    classifier, backbone = _make_classifier(inputs, inputs.weights)
     if component.metadata.get("pretrained") and inputs.weights is None:
         progress(f"note: {component.name} starts from random weights (--weights none); "
                  f"pass --weights imagenet or a weights file for transfer learning")
-    classifier = classifier_for(backbone, inputs.dataset.num_classes, inputs.recipe)
     return classifier, backbone
+
+
+def _make_classifier(inputs, weights):
+    """``(classifier, backbone)``: the selected backbone with ``weights`` and the recipe's head."""
+    from codabench_kit.training.model import classifier_for
+
+    component = inputs.selection.one("backbone")
+    backbone = component.create(input_shape=inputs.dataset.image_shape, weights=weights,
+                                **inputs.selection.options_for(component.name))
+    return classifier_for(backbone, inputs.dataset.num_classes, inputs.recipe), backbone
 
 
 def _float32_copy(inputs, classifier):
     """The trained classifier rebuilt under the float32 policy, with its weights: the
     graph ``cbk package`` rebuilds, so the exported model reproduces the evaluated one."""
-    from codabench_kit.training.model import classifier_for
-
-    component = inputs.selection.one("backbone")
-    backbone = component.create(input_shape=inputs.dataset.image_shape, weights=None,
-                                **inputs.selection.options_for(component.name))
-    copy = classifier_for(backbone, inputs.dataset.num_classes, inputs.recipe)
+    copy, _ = _make_classifier(inputs, None)
     copy.set_weights(classifier.get_weights())
     return copy
 
@@ -311,7 +312,7 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
 
     Also the robustness report (``metrics["robustness"]``): accuracy per corruption and
     severity, reusing the predictions already made where the images are the same."""
-    from codabench_kit.evaluation import classification_metrics
+    from codabench_kit.evaluation import heldout_metrics
     from codabench_kit.heldout import CORRUPTIONS, SEVERITIES
     from codabench_kit.robustness import CLEAN, MIXED, robustness_report, table_lines
     from codabench_kit.training.model import inference_model
@@ -319,14 +320,7 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
     component = inputs.selection.one("tta")
     model = inference_model(classifier, component.create(
         **inputs.selection.options_for(component.name)))
-    metrics = {}
-    for split, key in (("clean_test", "images"), ("augmented_test", "images_augmented")):
-        probabilities = model.predict(heldout[key].astype("float32"), verbose=0,
-                                      batch_size=config.batch_size).astype("float32")
-        heldout[key.replace("images", "probabilities")] = probabilities
-        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
-        metrics[split] = classification_metrics(labels, probabilities.argmax(-1),
-                                                clean.num_classes)
+    metrics = heldout_metrics(model, heldout, clean.num_classes, batch_size=config.batch_size)
     clean_m, aug_m = metrics["clean_test"], metrics["augmented_test"]
     progress(f"test accuracy: clean {clean_m['accuracy']:.3f}, augmented "
              f"({heldout['policy']}) {aug_m['accuracy']:.3f} "

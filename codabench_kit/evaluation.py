@@ -20,3 +20,20 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
         "macro_f1": float(f1),
         "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
     }
+
+
+HELDOUT_SPLITS = (("clean_test", "images"), ("augmented_test", "images_augmented"))
+"""Metric name and ``heldout`` key of the two test sets every build scores."""
+
+
+def heldout_metrics(model, heldout: dict, num_classes: int, *, batch_size: int = 64) -> dict:
+    """Metrics of ``model`` on the clean and augmented test sets of ``heldout``; adds its
+    probabilities to ``heldout`` (``probabilities``, ``probabilities_augmented``)."""
+    metrics = {}
+    for split, key in HELDOUT_SPLITS:
+        probabilities = np.asarray(model.predict(heldout[key].astype("float32"), verbose=0,
+                                                 batch_size=batch_size), dtype="float32")
+        heldout[key.replace("images", "probabilities")] = probabilities
+        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
+        metrics[split] = classification_metrics(labels, probabilities.argmax(-1), num_classes)
+    return metrics

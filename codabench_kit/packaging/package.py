@@ -168,18 +168,11 @@ def ensemble_recipe(runs, model, heldout, progress):
     Those metrics are honest only when every member was split the same way (same data
     fingerprint, seed and fractions): otherwise one member's test images may be another's
     training images, and the manifest says so."""
-    from codabench_kit.evaluation import classification_metrics
+    from codabench_kit.evaluation import heldout_metrics
 
     first = runs[0].recipe
     heldout = dict(heldout)
-    metrics = {}
-    for split, key in (("clean_test", "images"), ("augmented_test", "images_augmented")):
-        probabilities = np.asarray(model.predict(heldout[key].astype("float32"), verbose=0,
-                                                 batch_size=64), dtype="float32")
-        heldout[key.replace("images", "probabilities")] = probabilities
-        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
-        metrics[split] = classification_metrics(labels, probabilities.argmax(-1),
-                                                first["num_classes"])
+    metrics = heldout_metrics(model, heldout, first["num_classes"])
 
     def split_of(recipe):
         return (recipe["data"]["fingerprint"], recipe["seed"], recipe["split"]["val_fraction"],

@@ -35,25 +35,13 @@ def _autocontrast(images):
 
 
 def _equalize(images):
-    """Histogram equalisation per image and channel (256 bins), one segment sum for all
-    (a bincount's output size is not static, so XLA cannot compile it)."""
+    """Histogram equalisation per image and channel (256 bins): AugMix's level map for
+    equalize, applied to the pixels."""
     from keras import ops
 
-    batch, height, width, channels = ops.shape(images)
-    rows = batch * channels
-    pixels = ops.cast(ops.clip(ops.round(images), 0, 255), "int32")
-    flat = ops.reshape(ops.transpose(pixels, (0, 3, 1, 2)), (rows, height * width))
-    offset = ops.arange(rows, dtype="int32")[:, None] * 256
-    ids = ops.reshape(flat + offset, (-1,))
-    counts = ops.reshape(ops.segment_sum(ops.ones_like(ids, dtype="float32"), ids,
-                                         num_segments=rows * 256), (rows, 256))
-    cdf = ops.cumsum(counts, axis=1)
-    total = float(height * width)
-    first = ops.min(ops.where(counts > 0, cdf, total), axis=1, keepdims=True)
-    lut = (cdf - first) / ops.maximum(total - first, 1.0) * 255.0
-    lut = ops.where(total - first > 0, lut, ops.arange(256, dtype="float32")[None, :])
-    out = ops.take(ops.reshape(lut, (-1,)), flat + offset)
-    return ops.transpose(ops.reshape(out, (batch, channels, height, width)), (0, 2, 3, 1))
+    levels = ops.cast(ops.clip(ops.round(images), 0, 255), "int32")
+    table = _LevelMaps(_levels_histogram(levels)).equalize(None)
+    return _apply_levels(table, levels)
 
 
 def _smooth3(images):
