@@ -173,3 +173,61 @@ def test_separable_blur_equals_the_full_gaussian_kernel(batch):
     expected = np.asarray(keras.ops.convert_to_numpy(_convolve_per_image(images, full)))
     actual = np.asarray(keras.ops.convert_to_numpy(_gaussian_blur(images, sigma)))
     np.testing.assert_allclose(actual, expected, atol=1e-2)
+
+
+class _Marker:
+    """An augmenter that paints its images 7 and records the batch sizes it was traced
+    or called with (None: known only at run time)."""
+
+    NAME = "marker"
+
+    def __init__(self, probability, mode):
+        from codabench_kit.plugins.augmenters.base import Augmenter
+
+        class Marker(Augmenter):
+            COMPILE = mode
+
+            def transform_images(inner, images):
+                self.seen.append(images.shape[0])
+                return images * 0.0 + 7.0
+
+        self.seen = []
+        self.augmenter = Marker(seed=5, probability=probability)
+
+
+@pytest.mark.parametrize("mode, whole_batch", [("graph", False), ("xla", True)])
+def test_a_graph_transforms_only_the_chosen_subset_xla_the_whole_batch(mode, whole_batch,
+                                                                       batch):
+    """A plain graph gathers the chosen images (a batch size known at run time only), so
+    the cost of ``probability`` 0.5 is half the batch's; XLA needs static shapes."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only the TensorFlow backend compiles augmenters")
+    images, labels = batch
+    marker = _Marker(0.5, mode)
+    out = numpy(Compiled(marker.augmenter)(images, labels))[0]
+    assert marker.seen == ([len(images)] if whole_batch else [None])
+    painted = np.all(out == 7.0, axis=(1, 2, 3))
+    kept = np.all(out == images, axis=(1, 2, 3))
+    assert np.all(painted | kept) and painted.any() and kept.any()
+
+
+def test_a_graph_with_an_empty_subset_returns_the_batch_untouched(batch):
+    images, labels = batch
+    marker = _Marker(1e-9, "graph")
+    out = numpy(Compiled(marker.augmenter)(images, labels))[0]
+    np.testing.assert_array_equal(out, images)
+
+
+@pytest.mark.parametrize("name", ["noise", "corrupt"])
+def test_subset_augmenters_transform_about_their_share_in_a_graph(name, batch):
+    """``noise`` and ``corrupt`` (probability 0.5) in a plain graph: about half of a
+    large batch changes, the rest is exactly the input."""
+    images, labels = batch
+    images, labels = np.concatenate([images] * 8), np.concatenate([labels] * 8)
+    compiled = Compiled(create(name, seed=2))
+    compiled.mode = "graph"
+    out = numpy(compiled(images, labels))[0]
+    changed = np.any(out != images, axis=(1, 2, 3)).mean()
+    assert 0.3 < changed < 0.7, f"{name}: {changed:.2f} of the images changed"

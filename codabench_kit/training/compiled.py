@@ -12,6 +12,11 @@ with a class attribute:
     traced into a plain ``tf.function`` (XLA is slower for some ops, convolutions
     folded over the batch among them).
 
+In a plain graph, an augmenter that transforms a random subset of the batch (one with
+``probability`` below 1, or ``noise``'s three kinds) gathers the subset, transforms it and
+scatters it back, so its cost follows the subset's size (:func:`dynamic_subsets` tells it
+so); XLA needs static shapes, so there it transforms the whole batch and selects.
+
 Tracing is plain (``autograph=False``): Python control flow runs once, at trace time, on
 static shapes. Opting in promises that every random draw comes from ``keras.random`` with the
 augmenter's own ``SeedGenerator`` (so a traced call draws anew each time) and that the
@@ -22,6 +27,8 @@ backend compiles: JAX already compiles each op and caches it, and torch runs eag
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
 
 from codabench_kit.backend import import_keras
@@ -29,6 +36,24 @@ from codabench_kit.backend import import_keras
 keras = import_keras()
 
 MODES = ("xla", "graph")
+
+_DYNAMIC_SUBSETS = contextvars.ContextVar("cbk_dynamic_subsets", default=False)
+
+
+def dynamic_subsets() -> bool:
+    """True while an augmenter is traced into a plain TensorFlow graph, where a tensor's
+    batch size may be known only at run time (so a random subset can be gathered); False
+    eagerly and under XLA."""
+    return _DYNAMIC_SUBSETS.get()
+
+
+@contextlib.contextmanager
+def _tracing(mode):
+    token = _DYNAMIC_SUBSETS.set(mode == "graph")
+    try:
+        yield
+    finally:
+        _DYNAMIC_SUBSETS.reset(token)
 
 
 def compile_mode(augmenter) -> str | None:
@@ -57,7 +82,8 @@ class Compiled:
             self._function = tf.function(self.augmenter.__call__, autograph=False,
                                          jit_compile=self.mode == "xla")
         try:
-            return self._function(images, labels)
+            with _tracing(self.mode):  # read while tracing (first call, new shapes)
+                return self._function(images, labels)
         except tf.errors.InvalidArgumentError as error:
             if self.mode != "xla":
                 raise

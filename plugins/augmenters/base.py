@@ -141,15 +141,20 @@ def _on_subset(chosen, fn, images, *params, exact=False):
     """``fn(images[chosen], *(p[chosen] for p in params))`` written back into ``images``;
     the other images are returned as they are.
 
-    Run eagerly (the training pipeline), only the chosen images are computed: a gather,
-    the batched ``fn`` and a scatter, a few ops per call whatever the batch. Traced (a
-    ``tf.function``, where the subset's size is unknown) and on JAX (whose eager ops
-    compile once per shape, so a varying subset size would recompile every batch) it
-    computes ``fn`` on the whole batch and selects per image instead: the same result.
+    Run eagerly, or traced into a plain TensorFlow graph (the training pipeline's
+    ``COMPILE = "graph"``, where shapes may be known only at run time), only the chosen
+    images are computed: a gather, the batched ``fn`` and a scatter, so the cost follows
+    the subset's size. Under XLA (static shapes only) and on JAX (whose eager ops compile
+    once per shape, so a varying subset size would recompile every batch) it computes
+    ``fn`` on the whole batch and selects per image instead: the same result.
     """
     import numpy as np
     from keras import backend, ops
 
+    from codabench_kit.training.compiled import dynamic_subsets
+
+    if dynamic_subsets():
+        return _on_subset_in_graph(chosen, fn, images, params)
     try:
         if backend.backend() == "jax":  # compiles per shape: a subset's size varies
             raise LookupError
@@ -167,6 +172,20 @@ def _on_subset(chosen, fn, images, *params, exact=False):
     index = ops.convert_to_tensor(rows)
     out = fn(ops.take(images, index, axis=0), *(ops.take(p, index, axis=0) for p in params))
     return ops.scatter_update(images, ops.reshape(index, (-1, 1)), ops.cast(out, images.dtype))
+
+
+def _on_subset_in_graph(chosen, fn, images, params):
+    """``_on_subset`` while tracing a plain TensorFlow graph: the subset's size is a run-time
+    value; an empty subset skips ``fn`` (some ops reject an empty batch)."""
+    import tensorflow as tf
+
+    index = tf.reshape(tf.cast(tf.where(tf.reshape(chosen, [-1])), tf.int32), [-1, 1])
+
+    def transformed():
+        out = fn(tf.gather_nd(images, index), *(tf.gather_nd(p, index) for p in params))
+        return tf.tensor_scatter_nd_update(images, index, tf.cast(out, images.dtype))
+
+    return tf.cond(tf.size(index) > 0, transformed, lambda: images)
 
 
 def _per_image(values):

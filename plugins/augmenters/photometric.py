@@ -45,14 +45,17 @@ class Noise(Augmenter):
     def transform_images(self, images):
         from keras import ops
 
+        from codabench_kit.training.compiled import dynamic_subsets
+
         batch = ops.shape(images)[0]
         which = self.randint((batch,), 0, 3)
         strength = self.strengths(batch, low=0.2)
         x = _on_subset(which == 0, lambda im, s: im + _per_image(30.0 * s)
                        * self._normal(ops.shape(im)), images, strength)
         x = _on_subset(which == 1, lambda im, s: _gaussian_blur(im, 2.5 * s), x, strength)
-        return _on_subset(which == 2, lambda im, s: _jpeg_kernel()(im, 100.0 - 95.0 * s), x,
-                          strength)
+        # An XLA kernel compiles per batch size: whole batches only (see _jpeg_kernel).
+        jpeg = _jpeg if dynamic_subsets() else _jpeg_kernel()
+        return _on_subset(which == 2, lambda im, s: jpeg(im, 100.0 - 95.0 * s), x, strength)
 
     def _normal(self, shape):
         from keras import random
@@ -63,8 +66,9 @@ class Noise(Augmenter):
 @functools.cache
 def _jpeg_kernel():
     """``_jpeg`` as an XLA kernel: 5.6 ms per batch of 64 against 12.9 in a plain graph.
-    The training pipeline runs ``noise`` as a graph, where the kernel always sees whole
-    batches; called eagerly, it compiles once per subset size (slow, but the same result)."""
+    Used where ``noise`` transforms whole batches and selects (JAX, where it is ``_jpeg``
+    as it is, and eager calls, where it compiles once per subset size: slow, but the same
+    result); a plain graph gathers subsets of run-time size, so it runs ``_jpeg`` there."""
     return _xla(_jpeg)
 
 
