@@ -36,9 +36,9 @@ class BuildConfig:
     submissions_dir: str = "submissions"
     seed: int = 0
     weights: str | None = None
-    epochs: int = 20
+    epochs: int = 30
     head_epochs: int = 5
-    patience: int = 4
+    patience: int = 8
     batch_size: int = 64
     val_fraction: float = 0.15
     test_fraction: float = 0.15

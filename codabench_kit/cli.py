@@ -89,11 +89,11 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--weights", default="none", show_default=True,
               help="Backbone weights: imagenet, none, or a weights file path.")
-@click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=0), default=30, show_default=True,
               help="Most epochs of fine-tuning (or of training from scratch).")
 @click.option("--head-epochs", type=click.IntRange(min=0), default=5, show_default=True,
               help="Most epochs of head-only training on a frozen pretrained backbone.")
-@click.option("--patience", type=click.IntRange(min=0), default=4, show_default=True,
+@click.option("--patience", type=click.IntRange(min=0), default=8, show_default=True,
               help="Early stopping: epochs without validation gain.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--demo-size", type=click.IntRange(min=3), default=200, show_default=True,
