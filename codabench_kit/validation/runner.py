@@ -8,12 +8,15 @@ the child recorded into a list of :class:`Check` results, one per stage:
 ``zip`` -> ``load`` (import + ``Model()``) -> ``predict`` -> ``answer`` -> ``accuracy``
 
 Checking stops at the first failing stage. Nothing is unpickled from the child: its
-result is JSON and its predictions are loaded with ``allow_pickle=False``. The temporary
-folder is removed on every path out, timeouts included.
+result is JSON and its predictions are loaded with ``allow_pickle=False``. The child runs
+in the sandbox :func:`~.sandbox.choose_sandbox` picks (bubblewrap or ``unshare``: no
+network, nothing writable outside the temporary folder), with ``HOME`` and ``TMPDIR``
+inside that folder, which is removed on every path out, timeouts included.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +39,7 @@ from codabench_kit.validation.safe_zip import (
     DEFAULT_MAX_TOTAL_BYTES,
     safe_extract,
 )
+from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
 
 INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
 IMAGE_SHAPE = (96, 96, 3)
@@ -53,6 +57,10 @@ _PHASE_WORDS = {
     "output": "the conversion of predict's output",
     "done": "shutdown, after predict returned",
 }
+
+
+_NETWORK_WORDS = ("Network is unreachable", "Connection refused", "Name or service not known",
+                  "Temporary failure in name resolution")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class ValidationReport:
     """The last ~2,000 characters the child printed (stdout and stderr together)."""
     traceback: str | None = field(default=None, repr=False)
     """The tail of the traceback when model code raised."""
+    sandbox: str | None = None
+    """How model code was confined, e.g. ``sandbox: bwrap (read-only fs, no network)``; None if it never ran."""
 
     @property
     def ok(self) -> bool:
@@ -101,14 +111,18 @@ def validate_zip(
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_ratio: float = DEFAULT_MAX_RATIO,
+    sandbox: str | None = None,
 ) -> ValidationReport:
     """Unpack ``zip_path`` safely, run ``Model().predict(images)`` in a child process, check the answer.
 
     ``images`` is a uint8 array (n, 96, 96, 3); None feeds 32 seeded random images.
     ``labels`` (n integer labels), if given, adds an informational ``accuracy`` check.
     ``python`` is the interpreter to run the submission under (default: this one);
-    ``timeout`` bounds the child's whole run in seconds. A bad submission gives a report
-    with ``ok`` False; bad arguments raise :class:`~codabench_kit.errors.CbkError`.
+    ``timeout`` bounds the child's whole run in seconds. ``sandbox`` is ``auto``, ``bwrap``,
+    ``unshare`` or ``none`` (default: ``$CBK_SANDBOX``, else ``auto``; see :mod:`.sandbox`);
+    the choice is said through ``progress`` and kept in the report. A bad submission gives
+    a report with ``ok`` False; bad arguments, or a forced sandbox that does not work here,
+    raise :class:`~codabench_kit.errors.CbkError`.
     """
     say = progress or (lambda _line: None)
     images = _check_images(images)
@@ -118,7 +132,8 @@ def validate_zip(
     if not timeout > 0:
         raise CbkError(f"timeout: expected a positive number of seconds, received {timeout!r}")
     zip_path = Path(zip_path)
-    interpreter = str(python) if python else sys.executable
+    interpreter = _find_interpreter(python)
+    confinement = choose_sandbox(sandbox)
     n = len(images)
 
     workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
@@ -128,6 +143,7 @@ def validate_zip(
         io_dir = workdir / "io"
         io_dir.mkdir()
         (workdir / "tmp").mkdir()
+        (workdir / "home").mkdir()
         say(f"checking {zip_path.name}")
         try:
             summary = safe_extract(
@@ -138,14 +154,26 @@ def validate_zip(
         checks = [Check("zip", True, summary.describe())]
 
         np.save(io_dir / "input.npy", images, allow_pickle=False)
+        say(confinement.describe())
         say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
-        run = _run_ingest(interpreter, submission, io_dir, workdir / "tmp", timeout)
-        return _report(run, checks, io_dir / "output.npy", labels, n, num_classes, timeout, interpreter, say)
+        run = _run_ingest(interpreter, submission, workdir, confinement, timeout)
+        report = _report(run, checks, io_dir / "output.npy", labels, n, num_classes, timeout, interpreter, say)
+        return dataclasses.replace(report, sandbox=confinement.describe())
     finally:
         _remove_tree(workdir)
 
 
 # --- arguments -------------------------------------------------------------------
+
+
+def _find_interpreter(python: str | os.PathLike[str] | None) -> str:
+    """The absolute path of ``python`` (a path, or a name on PATH); default: this interpreter."""
+    if not python:
+        return sys.executable
+    found = shutil.which(str(python))
+    if found is None:
+        raise CbkError(f"cannot start the Python interpreter {str(python)!r}: not found, or not executable")
+    return os.path.abspath(found)  # not resolved: a venv's python is a symlink that must stay one
 
 
 def _describe_array(a: Any) -> str:
@@ -191,6 +219,7 @@ class _Run:
     result: dict[str, Any] | None
     tail: str
     wall_s: float
+    sandbox: Sandbox
 
 
 class _Tail(threading.Thread):
@@ -211,26 +240,29 @@ class _Tail(threading.Thread):
         return self.data.decode("utf-8", errors="replace")[-TAIL_CHARS:]
 
 
-def _child_env(tmp_dir: Path) -> dict[str, str]:
+def _child_env(workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env.update(PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONNOUSERSITE="1")
-    env["TMPDIR"] = str(tmp_dir)  # the model's scratch files go where they get cleaned up
+    # The model's scratch files and dot-folders (~/.keras, ~/.cache) go where they get cleaned up.
+    env.update(TMPDIR=str(workdir / "tmp"), HOME=str(workdir / "home"))
     return env
 
 
-def _run_ingest(interpreter: str, submission: Path, io_dir: Path, tmp_dir: Path, timeout: float) -> _Run:
+def _run_ingest(interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float) -> _Run:
+    io_dir = workdir / "io"
     result_path = io_dir / "result.json"
     cmd = [interpreter, str(INGEST_SCRIPT), str(submission), str(io_dir / "input.npy"),
            str(io_dir / "output.npy"), str(result_path)]  # fmt: skip
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
-            cmd, cwd=submission, env=_child_env(tmp_dir), stdin=subprocess.DEVNULL,
+            sandbox.wrap(cmd, workdir), cwd=submission, env=_child_env(workdir), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     except OSError as exc:
-        raise CbkError(f"cannot start the Python interpreter {interpreter!r}: {exc}") from exc
+        what = f"the Python interpreter {interpreter!r}" if sandbox.kind == "none" else f"{sandbox.program!r}"
+        raise CbkError(f"cannot start {what}: {exc}") from exc
     assert proc.stdout is not None
     tail = _Tail(proc.stdout.fileno())
     tail.start()
@@ -250,7 +282,12 @@ def _run_ingest(interpreter: str, submission: Path, io_dir: Path, tmp_dir: Path,
         tail.join(timeout=5)
         if not tail.is_alive():
             proc.stdout.close()
-    return _Run(proc.returncode, timed_out, _read_result(result_path), tail.text(), time.perf_counter() - start)
+    returncode = proc.returncode
+    if sandbox.kind == "bwrap" and 128 < returncode <= 128 + 64:
+        # bwrap exits 128 + N when its child dies of signal N (a model's os._exit(129..192) reads the same)
+        returncode = 128 - returncode
+    wall_s = time.perf_counter() - start
+    return _Run(returncode, timed_out, _read_result(result_path), tail.text(), wall_s, sandbox)
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -350,7 +387,7 @@ def _failure_line(
     if run.timed_out:
         return f"timed out after {timeout:g} s during {during}"
     if error is not None:
-        return _error_line(error, interpreter)
+        return _error_line(error, interpreter, run.sandbox)
     if not result:
         last = _last_line(run.tail)
         return (
@@ -384,7 +421,7 @@ def _squash(text: Any, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _error_line(error: dict[str, Any], interpreter: str) -> str:
+def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox) -> str:
     """One line for an exception recorded by ingest.py, with a hint for the usual mistakes."""
     phase, kind = str(error.get("phase")), str(error.get("type"))
     message = _squash(error.get("message", ""))
@@ -411,6 +448,10 @@ def _error_line(error: dict[str, Any], interpreter: str) -> str:
         hint = " — Codabench calls Model() with no arguments"
     elif kind == "FileNotFoundError" and phase in ("import", "init"):
         hint = " — model code runs with the unpacked zip as its working folder; is the file in the zip?"
+    elif sandbox.read_only and "Read-only file system" in message:
+        hint = " — validate lets model code write only in its own folder and tempfile's"
+    elif sandbox.no_network and (kind == "gaierror" or any(w in message for w in _NETWORK_WORDS)):
+        hint = " — validate runs model code without network access; bundle what it needs in the zip"
     return f"{head}: {kind}: {message}{where}{hint}"
 
 

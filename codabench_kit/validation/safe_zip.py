@@ -254,35 +254,48 @@ def _extract_all(
         written += _extract_file(zf, entry, target, created, max_total_bytes - written)
 
 
+_CORRUPT = (zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError, RuntimeError, OSError)
+"""What reading a damaged entry raises (a truncated zip's bad offsets give OSError from seek)."""
+
+
 def _extract_file(zf: zipfile.ZipFile, entry: _Entry, target: Path, created: list[Path], budget: int) -> int:
     name = entry.info.filename
     declared = entry.info.file_size
+
+    def corrupt(exc: BaseException) -> ZipRejectedError:
+        return ZipRejectedError(f"entry {name!r} is corrupt: {exc} — is the zip truncated or damaged?")
+
     count = 0
     try:
-        with zf.open(entry.info) as src:
-            try:
-                dst = open(target, "xb")
-            except FileExistsError:
-                raise ZipRejectedError(f"entry {name!r}: {target} already exists; not overwriting it") from None
-            created.append(target)
-            with dst:
-                while True:
+        src = zf.open(entry.info)
+    except _CORRUPT as exc:
+        raise corrupt(exc) from exc
+    with src:
+        try:
+            dst = open(target, "xb")
+        except FileExistsError:
+            raise ZipRejectedError(f"entry {name!r}: {target} already exists; not overwriting it") from None
+        except OSError as exc:
+            raise ZipRejectedError(f"entry {name!r} could not be written to {target}: {exc}") from exc
+        created.append(target)
+        with dst:
+            while True:
+                try:
                     chunk = src.read(_CHUNK)
-                    if not chunk:
-                        break
-                    count += len(chunk)
-                    if count > declared or count > budget:
-                        raise ZipRejectedError(
-                            f"entry {name!r} holds more data than its header declares ({declared} bytes) "
-                            "— the zip is corrupt or crafted"
-                        )
+                except _CORRUPT as exc:
+                    raise corrupt(exc) from exc
+                if not chunk:
+                    break
+                count += len(chunk)
+                if count > declared or count > budget:
+                    raise ZipRejectedError(
+                        f"entry {name!r} holds more data than its header declares ({declared} bytes) "
+                        "— the zip is corrupt or crafted"
+                    )
+                try:
                     dst.write(chunk)
-    except ZipRejectedError:
-        raise
-    except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError, RuntimeError) as exc:
-        raise ZipRejectedError(f"entry {name!r} is corrupt: {exc}") from exc
-    except OSError as exc:
-        raise ZipRejectedError(f"entry {name!r} could not be written to {target}: {exc}") from exc
+                except OSError as exc:
+                    raise ZipRejectedError(f"entry {name!r} could not be written to {target}: {exc}") from exc
     if count != declared:
         raise ZipRejectedError(f"entry {name!r} holds {count} bytes but its header declares {declared}")
     return count
