@@ -208,6 +208,8 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
         ensure_absent(Path(keep_run))
     cleaners = [(c.name, c.create(**selection.options_for(c.name)))
                 for c in selection.of("cleaner")]
+    tta = selection.one("tta")
+    tta.create(**selection.options_for(tta.name))  # a bad TTA option fails before training
     from codabench_kit.heldout import parse_policy
 
     parse_policy(config.heldout_policy)  # a bad policy string fails before any work
@@ -325,6 +327,10 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
     progress(f"test accuracy: clean {clean_m['accuracy']:.3f}, augmented "
              f"({heldout['policy']}) {aug_m['accuracy']:.3f} "
              f"(macro F1 {clean_m['macro_f1']:.3f} / {aug_m['macro_f1']:.3f})")
+    if component.name != "no-tta":
+        metrics["tta_gain"] = tta_gain(component.name, metrics, heldout_metrics(
+            classifier, dict(heldout), clean.num_classes, batch_size=config.batch_size))
+        progress(tta_gain_line(metrics["tta_gain"]))
 
     # Robustness: the held-out sets' predictions are reused when they are the same images.
     known = {CLEAN: heldout["probabilities"].argmax(-1)}
@@ -348,6 +354,26 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
     progress(f"robustness report in {time.perf_counter() - started:.1f} s")
     metrics["robustness"] = report
     return metrics
+
+
+def tta_gain(strategy: str, with_tta: dict, without: dict) -> dict:
+    """Accuracy on the clean and augmented test sets with the TTA strategy and without
+    (the classifier alone), and the difference."""
+    gain = {"strategy": strategy}
+    for split in ("clean_test", "augmented_test"):
+        a, b = with_tta[split]["accuracy"], without[split]["accuracy"]
+        gain[split] = {"with": a, "without": b, "gain": a - b}
+    return gain
+
+
+def tta_gain_line(gain: dict) -> str:
+    """One line that says whether the TTA helped on the augmented test set."""
+    aug, clean = gain["augmented_test"], gain["clean_test"]
+    verdict = ("it helps" if aug["gain"] > 0 else "it hurts" if aug["gain"] < 0
+               else "it does not help")
+    return (f"TTA {gain['strategy']}: augmented test {aug['with']:.3f} against "
+            f"{aug['without']:.3f} without ({aug['gain']:+.3f}), clean {clean['with']:.3f} "
+            f"against {clean['without']:.3f} ({clean['gain']:+.3f}): {verdict}")
 
 
 def _save_and_package(config, inputs, recipe, classifier, heldout, registry, progress):

@@ -61,6 +61,7 @@ def test_build_refuses_an_existing_output_before_any_work(tmp_path, invoke_build
      "train.optimizer expects one of adamw, adam, lion, sgd; received 'rmsprop'"),
     (["--set", "train.learning_rat=0.1"], "Did you mean 'learning_rate'?"),
     (["--set", "head.dense=256,wide"], "head.dense expects comma-separated positive widths"),
+    (["--plugins", "cnn,d4-tta", "--set", "d4-tta.merge=median"], "d4-tta.merge"),
     (["--set", "train.label_smoothing=1.5"], "train.label_smoothing must be in [0, 1)"),
 ])
 def test_build_bad_inputs_fail_fast_and_write_nothing(invoke_build, args, message):

@@ -23,7 +23,7 @@ def test_set_is_typed_by_the_default(registry):
     assert selection.options_for("effnet") == {"variant": "s", "size": 0}
     assert selection.options_for("augmix") == {"probability": 1.0, "magnitude": 0.5,
                                                "num_chains": 2, "chain_depth": 3, "alpha": 1.0}
-    assert selection.options_for("flip-tta") == {"vertical": False}
+    assert selection.options_for("flip-tta") == {"vertical": False, "merge": "mean"}
 
 
 def test_command_line_wins_over_config_file(registry, tmp_path):

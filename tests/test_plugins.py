@@ -20,7 +20,8 @@ BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner
            "cnn": "backbone", "mobilenet": "backbone", "effnet": "backbone",
            "efficientnet": "backbone", "convnext": "backbone", "resnet": "backbone",
            "vgg": "backbone", "inception": "backbone", "densenet": "backbone",
-           "flip-tta": "tta", "no-tta": "tta"}
+           "flip-tta": "tta", "no-tta": "tta", "rot-tta": "tta", "d4-tta": "tta",
+           "random-tta": "tta", "crop-tta": "tta"}
 
 EXAMPLE_PLUGIN = """
 from codabench_kit import hookimpl

@@ -181,3 +181,17 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
     import keras
 
     assert keras.config.dtype_policy().name == "float32"  # restored after the build
+
+
+@pytest.mark.parametrize("with_tta, without, verdict", [
+    (0.80, 0.75, "it helps"), (0.70, 0.75, "it hurts"), (0.75, 0.75, "it does not help")])
+def test_tta_gain_says_whether_the_strategy_helps(with_tta, without, verdict):
+    from codabench_kit.build import tta_gain, tta_gain_line
+
+    metrics = lambda aug: {"clean_test": {"accuracy": 0.9},  # noqa: E731
+                           "augmented_test": {"accuracy": aug}}
+    gain = tta_gain("d4-tta", metrics(with_tta), metrics(without))
+    assert gain["augmented_test"]["gain"] == pytest.approx(with_tta - without)
+    line = tta_gain_line(gain)
+    assert line.startswith(f"TTA d4-tta: augmented test {with_tta:.3f} against {without:.3f}")
+    assert line.endswith(verdict)

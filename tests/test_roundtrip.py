@@ -30,7 +30,8 @@ def test_build_prints_the_zip_path_last_and_leaves_no_partial_files(built):
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "tiny.heldout.npz", "tiny.robustness.png", "tiny.run", "tiny.zip"]
     for stage in ("data:", "clean dedupe", "split:", "held-out augmented", "train epoch 1/1",
-                  "test accuracy", "labels equal", "ok    answer"):
+                  "test accuracy", "TTA flip-tta: augmented test", "labels equal",
+                  "ok    answer"):
         assert stage in result.stderr
 
 
@@ -59,6 +60,11 @@ def test_zip_layout_and_manifest(built):
         assert set(metrics) >= {"accuracy", "macro_precision", "macro_recall", "macro_f1",
                                 "confusion_matrix"}
         assert np.array(metrics["confusion_matrix"]).sum() == manifest["split"]["test"]
+    gain = manifest["metrics"]["tta_gain"]
+    assert gain["strategy"] == "flip-tta"
+    for split in ("clean_test", "augmented_test"):
+        assert gain[split]["with"] == manifest["metrics"][split]["accuracy"]
+        assert gain[split]["gain"] == pytest.approx(gain[split]["with"] - gain[split]["without"])
     assert manifest["fidelity"]["labels_equal"] == manifest["fidelity"]["n"]
     assert manifest["fidelity"]["max_abs_probability_difference"] <= 1e-4
     assert {"python", "numpy", "keras", "codabench_kit"} <= set(manifest["libraries"])

@@ -43,11 +43,23 @@ def classifier_for(backbone, num_classes: int, recipe):
 
 
 def inference_model(classifier, tta):
-    """float32 images 0..255 -> class probabilities averaged over the TTA views.
+    """float32 images 0..255 -> class probabilities merged over the TTA views.
 
     The views are stacked into one batch, so TTA costs one forward pass of
-    ``len(views) * n`` images rather than a Python loop per image or per view.
+    ``len(views) * n`` images rather than a Python loop per image or per view. The
+    strategy's ``merge`` attribute (``"mean"`` when it has none) says how the views'
+    probabilities are merged per image: ``"mean"``, their mean; ``"logits"``, the mean of
+    their log-probabilities then a softmax (the normalised geometric mean).
     """
+    from codabench_kit.errors import OptionError
+
+    merges = ("mean", "logits")
+    merge = getattr(tta, "merge", "mean")
+    if merge not in merges:
+        raise OptionError(
+            f"TTA strategy {type(tta).__name__}: expected merge to be one of "
+            f"{', '.join(merges)}; received {merge!r}"
+        )
     inputs = keras.Input(classifier.input_shape[1:], name="images")
     views = tta(inputs)
     if len(views) == 1:
@@ -57,7 +69,12 @@ def inference_model(classifier, tta):
         probs = classifier(stacked)
         n_views = len(views)
         probs = keras.ops.reshape(probs, (n_views, -1, probs.shape[-1]))
-        outputs = keras.ops.mean(probs, axis=0)
+        if merge == "logits":
+            # A probability of exactly 0 (float32 underflow) would give log 0 = -inf.
+            log_probs = keras.ops.log(keras.ops.maximum(probs, 1e-12))
+            outputs = keras.ops.softmax(keras.ops.mean(log_probs, axis=0), axis=-1)
+        else:
+            outputs = keras.ops.mean(probs, axis=0)
     return keras.Model(inputs, outputs, name="inference")
 
 
