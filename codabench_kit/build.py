@@ -19,7 +19,7 @@ import numpy as np
 from codabench_kit import __version__
 from codabench_kit.errors import BuildError
 from codabench_kit.packaging.bundle import ensure_absent
-from codabench_kit.packaging.package import heldout_path_for
+from codabench_kit.packaging.package import build_record_path_for, heldout_path_for
 from codabench_kit.robustness_chart import chart_path_for
 
 Progress = Callable[[str], None]
@@ -200,6 +200,7 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
     ensure_absent(out_path)
     ensure_absent(heldout_path_for(out_path))
     ensure_absent(chart_path_for(out_path))
+    ensure_absent(build_record_path_for(out_path))
     exports_here = choose_backend() == "tensorflow"
     keep_run = config.keep_run
     if not exports_here and not keep_run:

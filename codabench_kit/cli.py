@@ -479,6 +479,38 @@ def plugins_command(as_json, kind):
                    f"{failure.value}): {failure.error}", err=True)
 
 
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(), default="submissions",
+              show_default=True, help="Folder of submission zips (not its subfolders).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@core_errors
+def history(directory, as_json):
+    """The local leaderboard: every submission zip of a folder, best augmented-test
+    accuracy first.
+
+    One row per zip, read from its manifest.json (backbone, augmenters, TTA, clean and
+    augmented-test accuracy) and from the build record beside it (<name>.build.json:
+    the build date; without it, the zip's file date, marked *). Zips that are not cbk
+    submissions are listed as skipped, with the reason.
+
+    \b
+    Examples:
+      cbk history
+      cbk history --dir runs/effnet --json
+    """
+    from codabench_kit.history import read_history, table_lines
+
+    board = read_history(directory)
+    if as_json:
+        click.echo(json.dumps(board.to_dict(), indent=2))
+        return
+    if not board.submissions:
+        click.echo(f"no readable submission zips in {directory}" if board.skipped else
+                   f"no submission zips in {directory}: build one with `cbk build`")
+    for line in table_lines(board):
+        click.echo(line)
+
+
 def main(argv=None):
     """Entry point: load plugin commands, then run the CLI."""
     from codabench_kit.plugin_manager import get_plugin_manager

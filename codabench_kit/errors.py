@@ -35,3 +35,8 @@ class OutputExistsError(CbkError):
 
 class ZipRejectedError(CbkError):
     """A submission zip is unsafe or malformed and was not unpacked."""
+
+
+class HistoryError(CbkError):
+    """The folder of submissions cannot be listed (``cbk history``)."""
+

@@ -20,6 +20,21 @@ def test_zip_is_byte_identical_for_equal_inputs(tmp_path):
         assert archive.namelist() == ["artifact/saved_model.pb", "artifact/variables/v.data",
                                       "model.py"]
         assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert {(i.create_system, i.external_attr >> 16) for i in archive.infolist()} == {
+            (3, 0o100644)}
+
+
+def test_zip_ignores_the_files_dates_and_modes(tmp_path):
+    import os
+
+    for folder, mode, when in (("a", 0o600, 1_000_000_000), ("b", 0o755, 1_700_000_000)):
+        path = tmp_path / folder / "saved_model.pb"
+        path.parent.mkdir()
+        path.write_bytes(b"same bytes")
+        path.chmod(mode)
+        os.utime(path, (when, when))
+        write_zip(tmp_path / f"{folder}.zip", tree_entries(tmp_path / folder, "artifact"))
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
 
 
 def test_publish_never_overwrites(tmp_path):

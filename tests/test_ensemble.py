@@ -37,7 +37,7 @@ def test_an_ensemble_zip_averages_its_members_and_validates(runs):
     with zipfile.ZipFile(out) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     ensemble = manifest["ensemble"]
-    assert [m["run"] for m in ensemble["members"]] == [str(first), str(second)]
+    assert [m["run"] for m in ensemble["members"]] == [first.name, second.name]
     assert ensemble["same_split"] is True
     assert manifest["fidelity"]["labels_equal"] == manifest["fidelity"]["n"] > 0
     assert 0.0 <= manifest["metrics"]["clean_test"]["accuracy"] <= 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -10,18 +11,24 @@ from typing import Callable
 from codabench_kit.errors import OutputExistsError
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = stat.S_IFREG | 0o644
+"""Every entry: a regular file, rw-r--r--, whatever the mode of the file it came from."""
+UNIX = 3
+"""The "made by" system of every entry, so the zip is the same when built on Windows."""
 
 
 def write_zip(path: Path, files: dict[str, Path | bytes]) -> None:
-    """Write ``{archive name: file path or bytes}`` with sorted names and fixed timestamps,
-    so equal inputs give byte-identical zips."""
+    """Write ``{archive name: file path or bytes}`` with sorted names, a fixed date, mode
+    and system, and no folder entries, so equal inputs give byte-identical zips
+    (with the same zlib)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             content = files[name]
             data = content if isinstance(content, bytes) else Path(content).read_bytes()
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
+            info.create_system = UNIX
+            info.external_attr = FILE_MODE << 16
             archive.writestr(info, data)
 
 

@@ -5,13 +5,26 @@
 3. check the SavedModel's probabilities on the clean test split against the trained
    model's (fidelity);
 4. write ``model.py`` + ``artifact/`` + ``manifest.json`` into a temporary zip beside
-   the target, run ``cbk validate`` on it, and only then publish it (never overwriting).
+   the target, run ``cbk validate`` on it, and only then publish it (never overwriting);
+5. beside it, write the build record ``<name>.build.json``.
+
+Reproducible zips: the same data, seed and options give, on CPU, a byte-identical zip
+from one run of ``cbk build`` to the next (each run its own process).
+So the manifest inside the zip holds nothing that depends on when or where the build
+ran (:func:`split_manifest`): the build date, the durations and the data's full path go
+to the build record beside the zip, with the zip's sha256; the manifest keeps the
+data's file name and fingerprint. The entries have fixed dates and modes
+(:func:`codabench_kit.packaging.bundle.write_zip`) and the SavedModel's bytes are made
+deterministic (:mod:`codabench_kit.packaging.export`).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import tempfile
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -19,7 +32,8 @@ from typing import Callable
 import numpy as np
 
 from codabench_kit.errors import BuildError
-from codabench_kit.packaging.bundle import ensure_absent, publish, tree_entries, write_zip
+from codabench_kit.packaging.bundle import (ensure_absent, publish, tree_entries, write_new_file,
+                                             write_zip)
 from codabench_kit.packaging.export import (export_savedmodel, require_tensorflow,
                                              savedmodel_probabilities)
 from codabench_kit.robustness_chart import chart_path_for, write_chart
@@ -35,12 +49,68 @@ def heldout_path_for(zip_path: Path) -> Path:
     return zip_path.with_name(zip_path.stem + ".heldout.npz")
 
 
+def build_record_path_for(zip_path: Path) -> Path:
+    """``<zip stem>.build.json`` beside the zip: when, how long and from where."""
+    zip_path = Path(zip_path)
+    return zip_path.with_name(zip_path.stem + ".build.json")
+
+
+VOLATILE_KEYS = (("created",), ("training", "seconds"), ("robustness", "seconds"))
+"""Manifest values that change from one run of the same build to the next."""
+
+
+def split_manifest(manifest: dict) -> tuple[dict, dict]:
+    """``(inside, beside)``: the manifest for the zip, with nothing time- or
+    path-dependent, and what was taken out of it, nested as in the manifest, for the
+    build record beside the zip.
+
+    Taken out: the build date (``created``), the durations (``training.seconds``,
+    ``robustness.seconds``), the data's path (``data.source`` keeps the file or folder
+    name; a demo source such as ``demo(seed=0)`` stays) and an ensemble's run folders
+    (``ensemble.members[].run`` keeps the folder name)."""
+    inside = copy.deepcopy(manifest)
+    beside: dict = {}
+    for keys in VOLATILE_KEYS:
+        holder, outer = inside, beside
+        for key in keys[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+            outer = outer.setdefault(key, {})
+        if isinstance(holder, dict) and keys[-1] in holder:
+            outer[keys[-1]] = holder.pop(keys[-1])
+    beside = {key: value for key, value in beside.items() if value != {}}
+    data = inside.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    if isinstance(source, str) and not source.startswith("demo("):
+        beside.setdefault("data", {})["source"] = source
+        data["source"] = Path(source).name or source
+    ensemble = inside.get("ensemble")
+    if isinstance(ensemble, dict):
+        members = ensemble.get("members") or []
+        beside["ensemble"] = {"runs": [m.get("run") for m in members]}
+        for member in members:
+            member["run"] = Path(str(member.get("run", ""))).name
+    return inside, beside
+
+
+def write_build_record(zip_path: Path, beside: dict) -> Path:
+    """The build record: the zip's name and sha256 (so a record never describes another
+    zip), the build date (now, when the run did not record one) and ``beside``."""
+    record = {"zip": zip_path.name,
+              "sha256": hashlib.sha256(zip_path.read_bytes()).hexdigest(),
+              **beside}
+    record.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    return write_new_file(build_record_path_for(zip_path),
+                          lambda partial: partial.write_text(text, encoding="utf-8"))
+
+
 def package_run(run, out_path: Path, registry, *, validate: bool = True,
                 timeout: float = 600.0, progress: Callable[[str], None] = lambda s: None):
     """Package ``run`` (a :class:`codabench_kit.run_record.Run`, or a list of runs: an
     ensemble) into ``out_path``.
 
-    Returns the manifest. Nothing is left at ``out_path`` unless every check passed.
+    Returns the manifest, whole: the zip's (see :func:`split_manifest`) with the build
+    record's values put back. Nothing is left at ``out_path`` unless every check passed.
     """
     runs = list(run) if isinstance(run, (list, tuple)) else [run]
     out_path = Path(out_path)
@@ -49,6 +119,8 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
     ensure_absent(heldout_out)
     chart_out = chart_path_for(out_path)
     ensure_absent(chart_out)
+    record_out = build_record_path_for(out_path)
+    ensure_absent(record_out)
     for member in runs:
         require_tensorflow(member.path, out_path)
     if len(runs) > 1:
@@ -99,8 +171,9 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
                                 "input": "float32 images 0..255, shape (n, H, W, 3)",
                                 "output": "class probabilities averaged over TTA views"}
         manifest["fidelity"] = fidelity
+        inside, beside = split_manifest(manifest)
         entries = {"model.py": model_py_template(),
-                   "manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode(),
+                   "manifest.json": json.dumps(inside, indent=2, sort_keys=True).encode(),
                    **tree_entries(artifact, "artifact")}
         partial = out_path.with_name(f".{out_path.name}.partial")
         partial_heldout = heldout_out.with_name(f".{heldout_out.name}.partial")
@@ -121,7 +194,9 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
         finally:
             for leftover in (partial, partial_heldout):
                 leftover.unlink(missing_ok=True)
-    if manifest.get("robustness"):  # after the zip: a chart never stands beside a failure
+    # After the zip: a record or a chart never stands beside a failure.
+    progress(f"build record: {write_build_record(out_path, beside)}")
+    if manifest.get("robustness"):
         progress(f"robustness chart: {write_chart(manifest['robustness'], chart_out)}")
     return manifest
 

@@ -6,6 +6,10 @@ the whole network with BatchNorm frozen at a lower learning rate (or, with
 Random backbone (``--weights none``, or ``cnn``): one phase, everything trainable,
 BatchNorm included, because freezing an untrained network teaches nothing. The
 optimizer, schedule, loss and EMA come from the recipe (``codabench_kit.training.recipe``).
+
+On CPU with TensorFlow, training runs with TensorFlow's op determinism
+(:func:`deterministic_ops`): with the seeds the build sets, the same data, seed and
+options give the same weights, hence a byte-identical submission zip.
 """
 
 from __future__ import annotations
@@ -49,6 +53,26 @@ class EpochLines(keras.callbacks.Callback):
             f"val_acc {logs.get('val_accuracy', float('nan')):.3f} "
             f"({time.perf_counter() - self.started:.0f} s)"
         )
+
+
+def deterministic_ops() -> bool:
+    """Make TensorFlow's ops deterministic when Keras trains with TensorFlow on CPU;
+    return whether they are.
+
+    Seeds alone (``keras.utils.set_random_seed``, set by the build) do not make every op
+    deterministic: some may sum in the order their threads finish; with op determinism
+    TensorFlow picks a deterministic algorithm for those (a demo build's losses change
+    in the third decimal). It stays on for the rest of the process (TensorFlow has no
+    public way back). Not on a GPU: there TensorFlow raises for the ops that have no
+    deterministic GPU kernel, and reproducibility is promised on CPU only."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    tf.config.experimental.enable_op_determinism()
+    return True
 
 
 def make_optimizer(recipe, learning_rate, steps: int):
@@ -126,6 +150,7 @@ def train(classifier, backbone, batches, validation, *, pretrained: bool, plan: 
     from codabench_kit.training.recipe import Recipe
 
     recipe = recipe or Recipe()
+    deterministic_ops()
     train_options = recipe.train
     fit = dict(validation=validation, patience=plan.patience, progress=progress, recipe=recipe)
     history = {}
