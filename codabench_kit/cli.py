@@ -325,26 +325,47 @@ def package(run_dirs, out, no_validate):
 @click.option("--num-classes", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Predict on at most this many images of --data.")
+@click.option("--target", default=None,
+              help="Environment to run it in: codabench (TF 2.17.0 + Keras 3.4.1, a venv made "
+                   "once and cached) or current (this interpreter). Default: $CBK_TARGET, "
+                   "else codabench.")
 @click.option("--python", "python", type=click.Path(), default=None,
-              help="Python interpreter to run the submission with (e.g. a venv with the "
-                   "Codabench image's TensorFlow). Default: this one.")
+              help="Python interpreter to run the submission with, instead of a --target.")
+@click.option("--time-limit", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Budget: seconds the server allows for Model() plus predicting the hidden "
+                   "test set (projected from this run).")
+@click.option("--hidden-images", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Budget: images in the hidden test set.")
+@click.option("--max-zip-mb", type=click.FloatRange(min=0, min_open=True), default=500.0,
+              show_default=True, help="Budget: largest zip the server accepts.")
+@click.option("--max-memory-mb", type=click.FloatRange(min=0, min_open=True), default=8192.0,
+              show_default=True, help="Budget: most memory the model may use.")
 @core_errors
-def validate(zip_path, data, timeout, num_classes, limit, python):
+def validate(zip_path, data, timeout, num_classes, limit, target, python, time_limit,
+             hidden_images, max_zip_mb, max_memory_mb):
     """Prove that a submission zip runs as Codabench runs it.
 
     Unpacks it safely into a temporary folder, imports model.py in a separate process
-    (cwd = the submission), calls Model() and predict(X) on uint8 (n, 96, 96, 3) images,
-    and checks the answer. Exit status 0 only when every check holds.
+    (cwd = the submission) in the target environment, calls Model() and predict(X) on
+    uint8 (n, 96, 96, 3) images, and checks the answer; for a cbk zip, that
+    predict_proba on its probe matches the trained model within 1e-4 (parity); and that
+    the run fits the budget. Exit status 0 only when every check holds.
 
     \b
     Examples:
       cbk validate submissions/cbk-cnn-20261122-101500.zip
       cbk validate sub.zip --data submissions/cbk-cnn-20261122-101500.heldout.npz
+      cbk validate sub.zip --target current --hidden-images 5000 --time-limit 300
       cbk validate sub.zip --python ~/venv-tf217/bin/python
     """
     import numpy as np
 
     from codabench_kit.validation import validate_zip
+    from codabench_kit.validation.fidelity import Budget
+
+    make_interpreter = _interpreter_for(target, python)
+    budget = Budget(time_limit_s=time_limit, hidden_images=hidden_images,
+                    max_zip_mb=max_zip_mb, max_memory_mb=max_memory_mb)
 
     labels = expected = None
     if data:
@@ -361,7 +382,8 @@ def validate(zip_path, data, timeout, num_classes, limit, python):
 
         images = demo_dataset(seed=1, per_class=8).images[:limit]
     report = validate_zip(zip_path, images=images, labels=labels, num_classes=num_classes,
-                          timeout=timeout, python=python, progress=echo_progress)
+                          timeout=timeout, python=make_interpreter(), progress=echo_progress,
+                          budget=budget)
     for line in report.lines():
         click.echo(line)
     ok = report.ok
@@ -373,6 +395,25 @@ def validate(zip_path, data, timeout, num_classes, limit, python):
                    f"predictions equal the build's")
     click.echo(f"{'valid' if ok else 'INVALID'}: {zip_path}")
     sys.exit(0 if ok else 1)
+
+
+def _interpreter_for(target, python):
+    """A function giving the interpreter ``cbk validate`` runs the submission with:
+    ``--python``, else the ``--target``'s (``$CBK_TARGET``, else the default target), its
+    venv made once if need be. The names are checked now; the venv is made when called,
+    after the other inputs are checked."""
+    import os
+
+    from codabench_kit.targets import DEFAULT_TARGET, get_target, target_python
+
+    if python and target:
+        raise click.UsageError(f"expected --target or --python, not both; received "
+                               f"--target {target} and --python {python}")
+    if python:
+        return lambda: python
+    name = target or os.environ.get("CBK_TARGET") or DEFAULT_TARGET
+    get_target(name)
+    return lambda: str(target_python(name, progress=echo_progress))
 
 
 @cli.command()

@@ -40,3 +40,6 @@ class ZipRejectedError(CbkError):
 class HistoryError(CbkError):
     """The folder of submissions cannot be listed (``cbk history``)."""
 
+
+class TargetError(CbkError):
+    """A target environment (``cbk validate --target``) is unknown or cannot be made."""

@@ -31,7 +31,7 @@ def test_build_prints_the_zip_path_last_and_leaves_no_partial_files(built):
         "tiny.build.json", "tiny.heldout.npz", "tiny.robustness.png", "tiny.run", "tiny.zip"]
     for stage in ("data:", "clean dedupe", "split:", "held-out augmented", "train epoch 1/1",
                   "test accuracy", "TTA flip-tta: augmented test", "labels equal",
-                  "ok    answer"):
+                  "ok    answer", "ok    parity: probe of", "ok    budget: 2000 hidden images"):
         assert stage in result.stderr
 
 
@@ -41,7 +41,7 @@ def test_zip_layout_and_manifest(built):
         names = archive.namelist()
         manifest = json.loads(archive.read("manifest.json"))
         model_py = archive.read("model.py").decode()
-    assert "model.py" in names and "artifact/saved_model.pb" in names
+    assert "model.py" in names and "artifact/saved_model.pb" in names and "probe.npz" in names
     assert not any(name.endswith(".keras") for name in names)
     assert "import tensorflow" in model_py and "codabench_kit" not in model_py
     assert manifest["components"]["backbone"][0] == {

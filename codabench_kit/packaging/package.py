@@ -4,7 +4,8 @@
 2. wrap it with the TTA strategy and export a SavedModel;
 3. check the SavedModel's probabilities on the clean test split against the trained
    model's (fidelity);
-4. write ``model.py`` + ``artifact/`` + ``manifest.json`` into a temporary zip beside
+4. write ``model.py`` + ``artifact/`` + ``manifest.json`` + ``probe.npz`` (32 test images
+   and the trained model's probabilities: the parity probe) into a temporary zip beside
    the target, run ``cbk validate`` on it, and only then publish it (never overwriting);
 5. beside it, write the build record ``<name>.build.json``.
 
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import tempfile
+import zipfile
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -37,8 +40,12 @@ from codabench_kit.packaging.bundle import (ensure_absent, publish, tree_entries
 from codabench_kit.packaging.export import (export_savedmodel, require_tensorflow,
                                              savedmodel_probabilities)
 from codabench_kit.robustness_chart import chart_path_for, write_chart
+from codabench_kit.validation.fidelity import PARITY_TOLERANCE, PROBE_FILE, Budget
 
 FIDELITY_TOLERANCE = 1e-4
+PROBE_IMAGES = 32
+"""Clean test images in a zip's ``probe.npz``, with the trained model's probabilities on
+them, for ``cbk validate``'s parity check in the target environment."""
 
 
 def model_py_template() -> bytes:
@@ -171,9 +178,16 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
                                 "input": "float32 images 0..255, shape (n, H, W, 3)",
                                 "output": "class probabilities averaged over TTA views"}
         manifest["fidelity"] = fidelity
+        probe = slice(0, PROBE_IMAGES)
+        manifest["probe"] = {"path": PROBE_FILE, "images": int(len(expected[probe])),
+                             "tolerance": PARITY_TOLERANCE,
+                             "probabilities": "the trained model's, on the first clean test images"}
         inside, beside = split_manifest(manifest)
         entries = {"model.py": model_py_template(),
                    "manifest.json": json.dumps(inside, indent=2, sort_keys=True).encode(),
+                   PROBE_FILE: npz_bytes(images=heldout["images"][probe],
+                                         probabilities=expected[probe].astype(np.float32),
+                                         tolerance=np.float64(PARITY_TOLERANCE)),
                    **tree_entries(artifact, "artifact")}
         partial = out_path.with_name(f".{out_path.name}.partial")
         partial_heldout = heldout_out.with_name(f".{heldout_out.name}.partial")
@@ -271,12 +285,26 @@ def ensemble_recipe(runs, model, heldout, progress):
     return recipe, heldout
 
 
+def npz_bytes(**arrays) -> bytes:
+    """An ``.npz`` (what ``np.load`` reads) with fixed entry dates: ``np.savez`` stamps the
+    current time, which would make the zip differ from build to build."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entry.getvalue())
+    return buffer.getvalue()
+
+
 def _validate_before_publishing(zip_path, heldout, predictions, recipe, timeout, progress):
     from codabench_kit.validation import validate_zip
 
     progress("packaging: validating the zip as Codabench runs it")
     report = validate_zip(zip_path, images=heldout["images"], labels=heldout["labels"],
-                          num_classes=recipe["num_classes"], timeout=timeout)
+                          num_classes=recipe["num_classes"], timeout=timeout, budget=Budget())
     for line in report.lines():
         progress(f"  {line}")
     if not report.ok:

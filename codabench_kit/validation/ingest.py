@@ -6,7 +6,7 @@ codabench_kit may not be installed. Do not import codabench_kit here.
 
 Usage::
 
-    python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json
+    python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]
 
 It changes into SUBMISSION_DIR, puts it first on ``sys.path``, imports ``model.py`` as
 module ``model``, calls ``Model()`` and then ``predict(X)`` with X loaded from INPUT.npy.
@@ -25,6 +25,11 @@ process still knows how far it got. It holds:
 ``error``
     on an exception: ``phase``, ``type``, ``message``, ``where`` (the last line of
     submission code involved) and ``traceback`` (its tail).
+
+With PROBE.npy (images of the build's parity probe), a last phase, ``probe``, calls
+``Model().predict_proba`` on them and saves the probabilities to OUTPUT.probe.npy;
+``probe`` in RESULT.json then holds ``saved``, or the ``reason`` it was not (no
+``predict_proba``, a non-numeric answer).
 
 Numeric output is saved to OUTPUT.npy with ``allow_pickle=False``; object or string
 output is described in RESULT.json and not saved. If model code ends the process with
@@ -107,8 +112,22 @@ def _describe_output(y, np):
     return None, info
 
 
-def run(submission_dir, input_path, output_path, result_path):
+def _probe(model, images, path, np):
+    """``predict_proba`` on the parity probe, saved to ``path`` when numeric."""
+    predict_proba = getattr(model, "predict_proba", None)
+    if not callable(predict_proba):
+        return {"saved": False, "reason": "Model has no predict_proba method"}
+    arr, info = _describe_output(predict_proba(images), np)
+    if arr is not None:
+        with open(path, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        info["saved"] = True
+    return info
+
+
+def run(submission_dir, input_path, output_path, result_path, probe_path=None):
     """Run the submission; always leave a RESULT.json behind unless the process is killed."""
+    probe_path = os.path.abspath(probe_path) if probe_path else None
     submission_dir = os.path.abspath(submission_dir)
     input_path = os.path.abspath(input_path)
     output_path = os.path.abspath(output_path)
@@ -168,6 +187,10 @@ def run(submission_dir, input_path, output_path, result_path):
             with open(output_path, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
             info["saved"] = True
+        if probe_path:
+            enter("probe")
+            result["probe"] = _probe(model, np.load(probe_path, allow_pickle=False),
+                                     output_path[:-len(".npy")] + ".probe.npy", np)
         result["phase"] = "done"
         result["ok"] = True
     except BaseException as exc:  # SystemExit and KeyboardInterrupt included: record them too
@@ -187,8 +210,8 @@ def run(submission_dir, input_path, output_path, result_path):
 
 
 def main(argv):
-    if len(argv) != 4:
-        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json\n")
+    if len(argv) not in (4, 5):
+        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]\n")
         return 2
     return run(*argv)
 

@@ -6,6 +6,7 @@ temporary folder, runs the standalone ``ingest.py`` next to this file in a child
 the child recorded into a list of :class:`Check` results, one per stage:
 
 ``zip`` -> ``load`` (import + ``Model()``) -> ``predict`` -> ``answer`` -> ``accuracy``
+-> ``parity`` (a cbk zip's probe, see :mod:`.fidelity`) -> ``budget`` (when given)
 
 Checking stops at the first failing stage. Nothing is unpickled from the child: its
 result is JSON and its predictions are loaded with ``allow_pickle=False``. The child runs
@@ -39,6 +40,7 @@ from codabench_kit.validation.safe_zip import (
     DEFAULT_MAX_TOTAL_BYTES,
     safe_extract,
 )
+from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
 
 INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
@@ -48,6 +50,7 @@ TAIL_CHARS = 2000
 
 _STAGE_OF_PHASE = {
     "setup": "load", "import": "load", "init": "load", "predict": "predict", "output": "answer", "done": "answer",
+    "probe": "parity",
 }  # fmt: skip
 _PHASE_WORDS = {
     "setup": "start-up",
@@ -55,6 +58,7 @@ _PHASE_WORDS = {
     "init": "Model()",
     "predict": "predict(X)",
     "output": "the conversion of predict's output",
+    "probe": "predict_proba on the parity probe",
     "done": "shutdown, after predict returned",
 }
 
@@ -112,6 +116,7 @@ def validate_zip(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_ratio: float = DEFAULT_MAX_RATIO,
     sandbox: str | None = None,
+    budget: Budget | None = None,
 ) -> ValidationReport:
     """Unpack ``zip_path`` safely, run ``Model().predict(images)`` in a child process, check the answer.
 
@@ -122,7 +127,8 @@ def validate_zip(
     ``unshare`` or ``none`` (default: ``$CBK_SANDBOX``, else ``auto``; see :mod:`.sandbox`);
     the choice is said through ``progress`` and kept in the report. A bad submission gives
     a report with ``ok`` False; bad arguments, or a forced sandbox that does not work here,
-    raise :class:`~codabench_kit.errors.CbkError`.
+    raise :class:`~codabench_kit.errors.CbkError`. A zip with a parity probe (cbk's) adds
+    the ``parity`` check; ``budget`` adds the ``budget`` check (:mod:`.fidelity`).
     """
     say = progress or (lambda _line: None)
     images = _check_images(images)
@@ -154,10 +160,16 @@ def validate_zip(
         checks = [Check("zip", True, summary.describe())]
 
         np.save(io_dir / "input.npy", images, allow_pickle=False)
+        probe = read_probe(submission)  # read before model code runs (it may write there)
+        if probe is not None:
+            np.save(io_dir / "probe.npy", probe.images, allow_pickle=False)
+        else:
+            say("parity: not checked (the zip has no valid probe.npz: not made by cbk build)")
         say(confinement.describe())
         say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
-        run = _run_ingest(interpreter, submission, workdir, confinement, timeout)
+        run = _run_ingest(interpreter, submission, workdir, confinement, timeout, probe is not None)
         report = _report(run, checks, io_dir / "output.npy", labels, n, num_classes, timeout, interpreter, say)
+        report = _fidelity(report, run, probe, io_dir, budget, zip_path, timeout, interpreter)
         return dataclasses.replace(report, sandbox=confinement.describe())
     finally:
         _remove_tree(workdir)
@@ -249,11 +261,15 @@ def _child_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def _run_ingest(interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float) -> _Run:
+def _run_ingest(
+    interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float, probe: bool = False
+) -> _Run:
     io_dir = workdir / "io"
     result_path = io_dir / "result.json"
     cmd = [interpreter, str(INGEST_SCRIPT), str(submission), str(io_dir / "input.npy"),
            str(io_dir / "output.npy"), str(result_path)]  # fmt: skip
+    if probe:
+        cmd.append(str(io_dir / "probe.npy"))
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -380,6 +396,29 @@ def _report(
                   predictions=predictions, accuracy=accuracy)  # fmt: skip
 
 
+def _fidelity(
+    report: ValidationReport, run: _Run, probe: Probe | None, io_dir: Path, budget: Budget | None,
+    zip_path: Path, timeout: float, interpreter: str,
+) -> ValidationReport:
+    """Add the ``parity`` and ``budget`` checks once the answer holds."""
+    if not report.ok:
+        return report
+    checks = list(report.checks)
+    result = run.result or {}
+    if probe is not None:
+        if result.get("ok") is True and not run.timed_out:
+            info = result.get("probe") if isinstance(result.get("probe"), dict) else {}
+            checks.append(check_parity(probe, info, io_dir / "output.probe.npy"))
+        else:
+            error = result.get("error") if isinstance(result.get("error"), dict) else None
+            phase = str(error.get("phase") if error else result.get("phase", "probe"))
+            checks.append(Check("parity", False, _failure_line(run, result, error, phase, timeout, interpreter)))
+    if budget is not None and checks[-1].ok:
+        checks.append(budget.check(load_s=report.load_s, ms_per_image=report.ms_per_image,
+                                   peak_mb=report.peak_mb, zip_bytes=zip_path.stat().st_size))
+    return dataclasses.replace(report, checks=tuple(checks))
+
+
 def _failure_line(
     run: _Run, result: dict[str, Any], error: dict[str, Any] | None, phase: str, timeout: float, interpreter: str
 ) -> str:
@@ -438,6 +477,7 @@ def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox) -> st
         "init": "Model() failed",
         "predict": "predict(X) raised",
         "output": "predict's output could not be turned into an array",
+        "probe": "predict_proba on the parity probe raised",
     }.get(phase, f"{phase} failed")
     hint = ""
     if kind in ("ModuleNotFoundError", "ImportError") and phase != "setup":

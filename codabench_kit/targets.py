@@ -1,0 +1,115 @@
+"""Target environments: where a submission is validated (``cbk validate --target NAME``).
+
+A target is a set of pinned packages. ``codabench`` (the default) is the image students
+reported on the AN2DL competition's Codabench server, TensorFlow 2.17.0 + Keras 3.4.1;
+``current`` is the interpreter cbk runs in. A pinned target runs in a virtual
+environment made once with ``pip`` and cached (``$CBK_CACHE_DIR``, else
+``~/.cache/codabench-kit``, under ``targets/NAME-HASH``, HASH naming the pins). It is
+made in a scratch folder beside its final place and renamed when complete, so an
+interrupted or failed install leaves nothing that looks usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from codabench_kit.errors import TargetError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    pins: tuple[str, ...] = ()
+    """pip requirement strings; empty for ``current`` (this interpreter)."""
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256("\n".join(self.pins).encode()).hexdigest()[:10]
+        return f"{self.name}-{digest}"
+
+
+TARGETS = {
+    "codabench": Target(
+        "codabench", "the Codabench image reported for AN2DL: TensorFlow 2.17.0 + Keras 3.4.1",
+        ("tensorflow-cpu==2.17.0", "keras==3.4.1", "numpy<2")),
+    "current": Target("current", f"this interpreter ({sys.executable})"),
+}
+DEFAULT_TARGET = "codabench"
+MARKER = "cbk-target.json"
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise TargetError(f"unknown target {name!r}; expected one of: "
+                          + ", ".join(TARGETS)) from None
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("CBK_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "codabench-kit"
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+Installer = Callable[[Path, tuple[str, ...]], None]
+
+
+def pip_install(python: Path, pins: tuple[str, ...]) -> None:
+    """Install ``pins`` with the venv's pip; a :class:`TargetError` with pip's last
+    lines when it fails (offline, say)."""
+    command = [str(python), "-m", "pip", "install", "--disable-pip-version-check",
+               "--no-input", "--progress-bar", "off", *pins]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise TargetError("pip could not install " + " ".join(pins) + ": "
+                          + (" | ".join(tail[-2:]) or f"exit status {result.returncode}"))
+
+
+def target_python(name: str, *, progress: Callable[[str], None] = print,
+                  install: Installer = pip_install) -> Path:
+    """The interpreter of target ``name``, making (once) and caching its venv."""
+    target = get_target(name)
+    if not target.pins:
+        return Path(sys.executable)
+    venv = cache_dir() / "targets" / target.key
+    if (venv / MARKER).is_file():
+        return venv_python(venv)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"target {name}: making its environment once ({', '.join(target.pins)}) "
+             f"in {venv}")
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.key}.", dir=venv.parent))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(scratch)], check=True,
+                       capture_output=True)
+        install(venv_python(scratch), target.pins)
+        (scratch / MARKER).write_text(json.dumps({"target": name, "pins": target.pins}))
+        try:
+            scratch.rename(venv)
+        except OSError:  # made meanwhile by another cbk: use that one
+            if not (venv / MARKER).is_file():
+                raise
+    except (TargetError, subprocess.CalledProcessError, OSError) as error:
+        reason = error if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
+        raise TargetError(
+            f"cannot make the {name!r} target ({target.description}): {reason}. It needs "
+            f"the package index once (then it is cached in {venv.parent}); offline, "
+            f"validate with --target current, or --python PATH to an interpreter that "
+            f"has {', '.join(target.pins)}") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return venv_python(venv)
