@@ -81,9 +81,9 @@ def cli():
                    "train.ema, train.unfreeze, train.unfreeze_stages, train.mixed_precision "
                    "(see codabench_kit.training.recipe). Repeatable.")
 @click.option("--config", type=click.Path(), default=None,
-              help="A cbk.toml with `plugins = [...]` and one [component] table of options "
-                   "each, plus [head] and [train] for the recipe. Default: ./cbk.toml if "
-                   "present. Command-line values win.")
+              help="A cbk.toml (`cbk init` writes one) with `plugins = [...]`, [build] for "
+                   "these options, [head] and [train] for the recipe, and one [component] "
+                   "table each. Default: ./cbk.toml if present. Command-line values win.")
 @click.option("--out", type=click.Path(), default=None,
               help="Zip to write (never overwritten). Default: submissions/cbk-<backbone>-<time>.zip")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -127,8 +127,18 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
       cbk build --set train.optimizer=lion --set train.learning_rate=3e-4 --set head.dense=256
     """
     from codabench_kit.build import BuildConfig, run_build
+    from codabench_kit.config_file import BUILD_TABLE, apply_build_table
 
     names, settings, file_settings = component_choices(plugin_names, assignments, config)
+    table = file_settings.pop(BUILD_TABLE, None)
+    if table:  # [build] in cbk.toml: where the command line left the default
+        ctx = click.get_current_context()
+        apply_build_table(ctx, table, str(config or "cbk.toml"))
+        p = ctx.params
+        data, out, seed, weights, epochs = p["data"], p["out"], p["seed"], p["weights"], p["epochs"]
+        head_epochs, patience, batch_size = p["head_epochs"], p["patience"], p["batch_size"]
+        demo_size, keep_run, max_removed = p["demo_size"], p["keep_run"], p["max_removed"]
+        no_validate, heldout_policy = p["no_validate"], p["heldout_policy"]
     build_config = BuildConfig(
         data=data, plugins=names, settings=settings, file_settings=file_settings, out=out,
         seed=seed, weights=weights, epochs=epochs, head_epochs=head_epochs, patience=patience,
@@ -145,6 +155,26 @@ def _check_policy(value):
         return str(parse_policy(value))
     except PolicyError as exc:
         raise click.BadParameter(str(exc), param_hint="'--heldout-policy'") from None
+
+
+@cli.command()
+@click.option("--out", type=click.Path(), default="cbk.toml", show_default=True,
+              help="File to write (never overwritten).")
+@core_errors
+def init(out):
+    """Write a commented starter cbk.toml with every option of `cbk build` at its default.
+
+    `cbk build` reads ./cbk.toml (or --config FILE); the command line wins over it.
+
+    \b
+    Examples:
+      cbk init
+      cbk init --out configs/effnet.toml && cbk build --config configs/effnet.toml
+    """
+    from codabench_kit.config_file import starter_config, write_starter
+
+    path = write_starter(Path(out), starter_config(build, load_registry()))
+    click.echo(f"wrote {path}: uncomment what you change, then run `cbk build`")
 
 
 def component_choices(plugin_names, assignments, config):
