@@ -201,6 +201,7 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
     ensure_absent(heldout_path_for(out_path))
     ensure_absent(chart_path_for(out_path))
     ensure_absent(build_record_path_for(out_path))
+    ensure_absent(out_path.with_suffix(".log"))  # the CLI's log of this build
     exports_here = choose_backend() == "tensorflow"
     keep_run = config.keep_run
     if not exports_here and not keep_run:

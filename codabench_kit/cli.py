@@ -17,8 +17,28 @@ from codabench_kit import __version__
 from codabench_kit.errors import CbkError, OptionError
 
 
-def echo_progress(line: str) -> None:
-    click.echo(line, err=True)
+class _Progress:
+    """The running command's :class:`~codabench_kit.progress.TerminalProgress` (set up by
+    ``cbk``'s ``--quiet``/``--verbose``), callable with a line and with a ``bar``."""
+
+    @staticmethod
+    def current():
+        from codabench_kit.progress import TerminalProgress
+
+        context = click.get_current_context(silent=True)
+        root = context.find_root() if context is not None else None
+        if root is None:
+            return TerminalProgress()
+        return root.meta.setdefault("cbk.progress", TerminalProgress())
+
+    def __call__(self, line: str) -> None:
+        self.current()(line)
+
+    def bar(self, label: str, total: int):
+        return self.current().bar(label, total)
+
+
+echo_progress = _Progress()
 
 
 def core_errors(command):
@@ -54,7 +74,12 @@ def load_registry():
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cbk")
-def cli():
+@click.option("-q", "--quiet", is_flag=True, help="Print results and errors only: no "
+              "progress lines or bars (a build's log still has them).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print detail lines, and "
+              "TensorFlow's own messages.")
+@click.pass_context
+def cli(ctx, quiet, verbose):
     """codabench-kit: from a competition's training file to a Codabench submission
     that is proven to run.
 
@@ -64,7 +89,20 @@ def cli():
       cbk build --plugins mobilenet,augmix --data training_set.npz --weights imagenet
       cbk validate submissions/cbk-cnn-20261122-101500.zip
       cbk plugins --json
+      cbk -q build --config cbk.toml                # the zip's path only
     """
+    import os
+
+    from codabench_kit.progress import TerminalProgress
+
+    ctx.meta["cbk.progress"] = TerminalProgress(quiet=quiet, verbose=verbose)
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:  # TensorFlow's C++ and Python chatter (tracing warnings, oneDNN notes)
+        import logging
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if quiet else "2")
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 @cli.command()
@@ -145,7 +183,24 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
         batch_size=batch_size, demo_per_class=demo_size, validate=not no_validate,
         keep_run=keep_run, max_removed_share=max_removed, heldout_policy=heldout_policy)
     result = run_build(build_config, load_registry(), progress=echo_progress)
+    if result.zip_path is not None:
+        _write_log(Path(result.zip_path).with_suffix(".log"))
     click.echo(result.zip_path if result.zip_path is not None else result.run_path)
+
+
+def _write_log(path: Path) -> None:
+    """The build's progress lines, with their times, in ``path`` beside the zip (never
+    overwritten; the build refused an existing one up front). A failed build writes no
+    log: it writes nothing, and its error is the last line on the screen."""
+    from codabench_kit.packaging.bundle import write_new_file
+
+    text = echo_progress.current().log_text()
+    try:
+        write_new_file(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    except (CbkError, OSError) as exc:
+        click.echo(f"warning: the build's log was not written: {exc}", err=True)
+        return
+    click.echo(f"log: {path}", err=True)
 
 
 def _check_policy(value):

@@ -22,6 +22,7 @@ import numpy as np
 
 from codabench_kit.heldout import (CORRUPTIONS, DEFAULT_POLICY, HELDOUT_SEED, SEVERITIES,
                                    corrupt, make_heldout_set)
+from codabench_kit.progress import bar
 
 Predict = Callable[[np.ndarray], np.ndarray]
 Key = tuple[str, int]
@@ -111,7 +112,8 @@ def robustness_report(predict: Predict | None, images: np.ndarray | None, labels
     def draw(keys):
         return np.concatenate([block_images(images, k, seed=seed) for k in keys])
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            bar(progress, "robustness", len(work)) as steps:
         pending = pool.submit(draw, work[0]) if work else None
         for i, keys in enumerate(work):
             batch = pending.result()
@@ -122,6 +124,7 @@ def robustness_report(predict: Predict | None, images: np.ndarray | None, labels
                                  f"{len(batch)} images")
             for j, key in enumerate(keys):
                 known[key] = predictions[j * n:(j + 1) * n]
+            steps.update(1)
     table = {name: [accuracy((name, s)) for s in SEVERITIES] for name in CORRUPTIONS}
     grid = np.array(list(table.values())).reshape(len(table), len(SEVERITIES))
     return {

@@ -35,16 +35,30 @@ class TrainingPlan:
 
 
 class EpochLines(keras.callbacks.Callback):
-    """One progress line per epoch, sent to ``progress``."""
+    """One progress line per epoch, sent to ``progress``, and a bar over the epoch's
+    batches where ``progress`` draws bars (:func:`codabench_kit.progress.bar`)."""
 
     def __init__(self, phase: str, epochs: int, progress: Callable[[str], None]):
         super().__init__()
         self.phase, self.epochs, self.progress = phase, epochs, progress
+        self._bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        from codabench_kit.progress import bar
+
         self.started = time.perf_counter()
+        steps = (self.params or {}).get("steps") or 0
+        self._bar = bar(self.progress, f"  {self.phase} epoch {epoch + 1}/{self.epochs}", steps)
+        self._bar.__enter__()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            self._bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
         logs = logs or {}
         self.progress(
             f"  {self.phase} epoch {epoch + 1}/{self.epochs}: "

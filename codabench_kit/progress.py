@@ -1,0 +1,81 @@
+"""Progress: lines for the log, bars for a person at a terminal.
+
+Core code reports through a ``progress`` callable that takes one line. A long step also
+asks for a bar with :func:`bar`: the CLI's :class:`TerminalProgress` draws it on stderr
+when stderr is a terminal (and not ``--quiet``); any other callable (tests, the Python
+API, a log) gets a bar that does nothing, so core code never checks where it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import click
+
+
+class NullBar:
+    """A bar that draws nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, steps: int = 1) -> None:
+        pass
+
+
+def bar(progress: Callable[[str], None], label: str, total: int):
+    """A context manager with ``update(steps)``: ``progress``'s bar if it draws one."""
+    factory = getattr(progress, "bar", None)
+    return factory(label, total) if factory is not None and total > 0 else NullBar()
+
+
+class TerminalProgress:
+    """The CLI's progress: lines on stderr (none with ``quiet``), kept with their times
+    for the build's log; bars on stderr when it is a terminal."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, stream=None):
+        self.quiet, self.verbose = quiet, verbose
+        self.stream = stream
+        self.started = time.perf_counter()
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(f"[{time.perf_counter() - self.started:8.1f} s] {line}")
+        if not self.quiet:
+            click.echo(line, err=True)
+
+    def detail(self, line: str) -> None:
+        """A line shown with ``--verbose`` only (always logged)."""
+        self.lines.append(f"[{time.perf_counter() - self.started:8.1f} s] {line}")
+        if self.verbose and not self.quiet:
+            click.echo(line, err=True)
+
+    def bar(self, label: str, total: int):
+        stream = self.stream or sys.stderr
+        if self.quiet or not stream.isatty():
+            return NullBar()
+        return _ClickBar(click.progressbar(length=total, label=label, file=stream,
+                                           show_eta=True, show_percent=True))
+
+    def log_text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class _ClickBar:
+    def __init__(self, progressbar):
+        self.progressbar = progressbar
+
+    def __enter__(self):
+        self.progressbar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progressbar.__exit__(*exc)
+
+    def update(self, steps: int = 1) -> None:
+        self.progressbar.update(steps)
