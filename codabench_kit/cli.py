@@ -232,6 +232,23 @@ def init(out):
     click.echo(f"wrote {path}: uncomment what you change, then run `cbk build`")
 
 
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell):
+    """Print the shell completion script for cbk (commands, options, choices).
+
+    \b
+    Examples:
+      cbk completion bash >> ~/.bashrc
+      cbk completion zsh > ~/.zfunc/_cbk
+      cbk completion fish > ~/.config/fish/completions/cbk.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)(cli, {}, "cbk", "_CBK_COMPLETE")
+    click.echo(completer.source())
+
+
 def component_choices(plugin_names, assignments, config):
     """``--plugins``, ``--set`` and the config file (``--config`` or ./cbk.toml) as
     ``(names, settings, file_settings)``; command-line names win over the file's."""

@@ -91,3 +91,27 @@ def test_package_needs_a_run_folder(tmp_path):
     assert result.exit_code == 1
     assert "expected a cbk run folder holding run.json" in result.stderr
     assert not (tmp_path / "a.zip").exists()
+
+
+def test_completion_script_and_completions():
+    import os
+    import subprocess
+    import sys
+
+    script = CliRunner().invoke(cli, ["completion", "bash"])
+    assert script.exit_code == 0 and "_CBK_COMPLETE=bash_complete" in script.output
+    env = dict(os.environ, _CBK_COMPLETE="bash_complete", COMP_WORDS="cbk va", COMP_CWORD="1")
+    done = subprocess.run([sys.executable, "-m", "codabench_kit"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "plain,validate" in done.stdout.splitlines()
+    bad = CliRunner().invoke(cli, ["completion", "tcsh"])
+    assert bad.exit_code == 2 and "'tcsh' is not one of 'bash', 'zsh', 'fish'" in bad.output
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "codabench_kit", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("cbk, version ")
