@@ -324,14 +324,16 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
     component = inputs.selection.one("tta")
     model = inference_model(classifier, component.create(
         **inputs.selection.options_for(component.name)))
-    metrics = heldout_metrics(model, heldout, clean.num_classes, batch_size=config.batch_size)
+    metrics = heldout_metrics(model, heldout, clean.num_classes, batch_size=config.batch_size,
+                              progress=progress, label=f"evaluate ({component.name})")
     clean_m, aug_m = metrics["clean_test"], metrics["augmented_test"]
     progress(f"test accuracy: clean {clean_m['accuracy']:.3f}, augmented "
              f"({heldout['policy']}) {aug_m['accuracy']:.3f} "
              f"(macro F1 {clean_m['macro_f1']:.3f} / {aug_m['macro_f1']:.3f})")
     if component.name != "no-tta":
         metrics["tta_gain"] = tta_gain(component.name, metrics, heldout_metrics(
-            classifier, dict(heldout), clean.num_classes, batch_size=config.batch_size))
+            classifier, dict(heldout), clean.num_classes, batch_size=config.batch_size,
+            progress=progress, label="evaluate (no TTA)"))
         progress(tta_gain_line(metrics["tta_gain"]))
 
     # Robustness: the held-out sets' predictions are reused when they are the same images.

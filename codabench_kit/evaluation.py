@@ -26,13 +26,21 @@ HELDOUT_SPLITS = (("clean_test", "images"), ("augmented_test", "images_augmented
 """Metric name and ``heldout`` key of the two test sets every build scores."""
 
 
-def heldout_metrics(model, heldout: dict, num_classes: int, *, batch_size: int = 64) -> dict:
+def heldout_metrics(model, heldout: dict, num_classes: int, *, batch_size: int = 64,
+                    progress=None, label: str = "evaluate") -> dict:
     """Metrics of ``model`` on the clean and augmented test sets of ``heldout``; adds its
-    probabilities to ``heldout`` (``probabilities``, ``probabilities_augmented``)."""
+    probabilities to ``heldout`` (``probabilities``, ``probabilities_augmented``). A bar
+    per test set where ``progress`` draws bars."""
+    from codabench_kit.progress import predict_callbacks
+
     metrics = {}
     for split, key in HELDOUT_SPLITS:
-        probabilities = np.asarray(model.predict(heldout[key].astype("float32"), verbose=0,
-                                                 batch_size=batch_size), dtype="float32")
+        images = heldout[key]
+        callbacks = predict_callbacks(progress, f"{label} {split.replace('_', ' ')}",
+                                      -(-len(images) // batch_size))
+        probabilities = np.asarray(model.predict(images.astype("float32"), verbose=0,
+                                                 batch_size=batch_size, callbacks=callbacks),
+                                   dtype="float32")
         heldout[key.replace("images", "probabilities")] = probabilities
         labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
         metrics[split] = classification_metrics(labels, probabilities.argmax(-1), num_classes)

@@ -34,6 +34,27 @@ def bar(progress: Callable[[str], None], label: str, total: int):
     return factory(label, total) if factory is not None and total > 0 else NullBar()
 
 
+def predict_callbacks(progress, label: str, steps: int) -> list:
+    """Keras callbacks for ``model.predict``: a bar over its batches where ``progress``
+    draws bars; none otherwise."""
+    if progress is None or getattr(progress, "bar", None) is None:
+        return []
+    import keras
+
+    class PredictBar(keras.callbacks.Callback):
+        def on_predict_begin(self, logs=None):
+            self.steps = bar(progress, label, steps)
+            self.steps.__enter__()
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self.steps.update(1)
+
+        def on_predict_end(self, logs=None):
+            self.steps.__exit__(None, None, None)
+
+    return [PredictBar()]
+
+
 class TerminalProgress:
     """The CLI's progress: lines on stderr (none with ``quiet``), kept with their times
     for the build's log; bars on stderr when it is a terminal."""

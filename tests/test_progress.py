@@ -70,3 +70,30 @@ def test_a_failed_build_writes_no_log(tmp_path):
                                       "--out", str(tmp_path / "x.zip")])
     assert result.exit_code == 1 and "unknown component 'nope'" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluation_draws_a_bar_per_test_set():
+    import keras
+
+    from codabench_kit.evaluation import heldout_metrics
+
+    updates = []
+
+    class Recorder:
+        def __call__(self, line):
+            pass
+
+        def bar(self, label, total):
+            updates.append([label, total, 0])
+
+            class Steps(NullBar):
+                def update(self, steps=1):
+                    updates[-1][2] += steps
+            return Steps()
+
+    model = keras.Sequential([keras.Input((96, 96, 3)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(8, activation="softmax")])
+    images = np.zeros((70, 96, 96, 3), "uint8")
+    heldout = {"images": images, "images_augmented": images, "labels": np.zeros(70, int)}
+    heldout_metrics(model, heldout, 8, batch_size=32, progress=Recorder())
+    assert updates == [["evaluate clean test", 3, 3], ["evaluate augmented test", 3, 3]]
