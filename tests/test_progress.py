@@ -14,6 +14,25 @@ class Terminal(io.StringIO):
         return True
 
 
+class Recorder:
+    """A progress callable that records its lines and, per bar, [label, total, steps]."""
+
+    def __init__(self):
+        self.lines, self.bars = [], []
+
+    def __call__(self, line):
+        self.lines.append(line)
+
+    def bar(self, label, total):
+        self.bars.append([label, total, 0])
+        bars = self.bars
+
+        class Steps(NullBar):
+            def update(self, steps=1):
+                bars[-1][2] += steps
+        return Steps()
+
+
 def test_bars_draw_on_a_terminal_only():
     terminal = Terminal()
     progress = TerminalProgress(stream=terminal)
@@ -31,27 +50,14 @@ def test_each_training_epoch_advances_a_bar_over_its_batches():
 
     from codabench_kit.training.trainer import EpochLines
 
-    updates, lines = [], []
-
-    class Recorder:
-        def __call__(self, line):
-            lines.append(line)
-
-        def bar(self, label, total):
-            updates.append([label, total, 0])
-
-            class Steps(NullBar):
-                def update(self, steps=1):
-                    updates[-1][2] += steps
-            return Steps()
-
+    recorder = Recorder()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("adam", "categorical_crossentropy")
     x, y = np.zeros((40, 4), "float32"), np.eye(2, dtype="float32")[np.arange(40) % 2]
     model.fit(x, y, batch_size=8, epochs=2, verbose=0,
-              callbacks=[EpochLines("train", 2, Recorder())])
-    assert updates == [["  train epoch 1/2", 5, 5], ["  train epoch 2/2", 5, 5]]
-    assert len(lines) == 2 and lines[0].startswith("  train epoch 1/2: loss")
+              callbacks=[EpochLines("train", 2, recorder)])
+    assert recorder.bars == [["  train epoch 1/2", 5, 5], ["  train epoch 2/2", 5, 5]]
+    assert len(recorder.lines) == 2 and recorder.lines[0].startswith("  train epoch 1/2: loss")
 
 
 def test_quiet_build_prints_the_zip_only_and_logs_everything(tmp_path):
@@ -77,23 +83,10 @@ def test_evaluation_draws_a_bar_per_test_set():
 
     from codabench_kit.evaluation import heldout_metrics
 
-    updates = []
-
-    class Recorder:
-        def __call__(self, line):
-            pass
-
-        def bar(self, label, total):
-            updates.append([label, total, 0])
-
-            class Steps(NullBar):
-                def update(self, steps=1):
-                    updates[-1][2] += steps
-            return Steps()
-
+    recorder = Recorder()
     model = keras.Sequential([keras.Input((96, 96, 3)), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(8, activation="softmax")])
     images = np.zeros((70, 96, 96, 3), "uint8")
     heldout = {"images": images, "images_augmented": images, "labels": np.zeros(70, int)}
-    heldout_metrics(model, heldout, 8, batch_size=32, progress=Recorder())
-    assert updates == [["evaluate clean test", 3, 3], ["evaluate augmented test", 3, 3]]
+    heldout_metrics(model, heldout, 8, batch_size=32, progress=recorder)
+    assert recorder.bars == [["evaluate clean test", 3, 3], ["evaluate augmented test", 3, 3]]
