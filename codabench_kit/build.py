@@ -20,6 +20,7 @@ from codabench_kit import __version__
 from codabench_kit.errors import BuildError
 from codabench_kit.packaging.bundle import ensure_absent
 from codabench_kit.packaging.package import build_record_path_for, heldout_path_for
+from codabench_kit.report import report_dir_for, report_path_for, write_build_report
 from codabench_kit.robustness_chart import chart_path_for
 
 Progress = Callable[[str], None]
@@ -149,6 +150,11 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
         "libraries": library_versions(),
     }
     result = _save_and_package(config, inputs, recipe, classifier, heldout, registry, progress)
+    if result.zip_path is not None:  # after the zip is published, like the robustness chart
+        report = write_build_report(result.zip_path, result.manifest, dataset=dataset,
+                                    outcome=outcome, heldout=heldout, classifier=classifier,
+                                    progress=progress)
+        progress(f"report: {report}")
     progress(f"build finished in {time.perf_counter() - started:.0f} s")
     return result
 
@@ -200,6 +206,8 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
     ensure_absent(out_path)
     ensure_absent(heldout_path_for(out_path))
     ensure_absent(chart_path_for(out_path))
+    ensure_absent(report_path_for(out_path))
+    ensure_absent(report_dir_for(out_path))
     ensure_absent(build_record_path_for(out_path))
     ensure_absent(out_path.with_suffix(".log"))  # the CLI's log of this build
     exports_here = choose_backend() == "tensorflow"

@@ -325,7 +325,8 @@ def test_build_stores_prints_and_charts_the_report(built):
     with Image.open(chart) as image:
         image.verify()
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "tiny.heldout.npz", "tiny.robustness.png", "tiny.zip"]
+        "tiny.build.json", "tiny.heldout.npz", "tiny.log", "tiny.report", "tiny.report.html",
+        "tiny.robustness.png", "tiny.zip"]
 
 
 def test_build_refuses_an_existing_chart_before_any_work(tmp_path):

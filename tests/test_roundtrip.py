@@ -28,7 +28,8 @@ def test_build_prints_the_zip_path_last_and_leaves_no_partial_files(built):
     out, result = built
     assert result.stdout.strip().splitlines()[-1] == str(out)
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "tiny.build.json", "tiny.heldout.npz", "tiny.robustness.png", "tiny.run", "tiny.zip"]
+        "tiny.build.json", "tiny.heldout.npz", "tiny.log", "tiny.report", "tiny.report.html",
+        "tiny.robustness.png", "tiny.run", "tiny.zip"]
     for stage in ("data:", "clean dedupe", "split:", "held-out augmented", "train epoch 1/1",
                   "test accuracy", "TTA flip-tta: augmented test", "labels equal",
                   "ok    answer", "ok    parity: probe of", "ok    budget: 2000 hidden images"):
