@@ -622,6 +622,43 @@ def plugins_command(as_json, kind):
                    f"{failure.value}): {failure.error}", err=True)
 
 
+@cli.command(name="new-plugin")
+@click.argument("name")
+@click.option("--kind", required=True,
+              type=click.Choice(["cleaner", "augmenter", "backbone", "tta"]),
+              help="The kind of component the plugin registers.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Existing folder to create the plugin's folder in.")
+@core_errors
+def new_plugin_command(name, kind, directory):
+    """Create an installable plugin package NAME that registers one working component:
+    pyproject.toml with the codabench_kit entry point, the module, a test, a README.
+
+    NAME is a distribution name: cbk-example gives the module cbk_example and the
+    component example. Nothing is written if NAME's folder exists or NAME clashes with
+    an installed plugin. docs/writing-plugins.md goes on from there.
+
+    \b
+    Examples:
+      cbk new-plugin cbk-example --kind augmenter
+      cbk new-plugin cbk-blank-frames --kind cleaner --dir ~/src
+      cd cbk-example && pip install -e . && pytest && cbk build --plugins example
+    """
+    import shlex
+
+    from codabench_kit.scaffold import new_plugin
+
+    plugin = new_plugin(name, kind, directory)
+    click.echo(f"created {plugin.path}: the {kind} {plugin.names.component!r} in "
+               f"{plugin.names.module}.py")
+    click.echo("next:")
+    for line in (f"cd {shlex.quote(str(plugin.path))}",
+                 "pip install -e .                # then `cbk plugins` lists it",
+                 "pytest                          # its own tests",
+                 f"cbk build --plugins {plugin.names.component}"):
+        click.echo(f"  {line}")
+
+
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(), default="submissions",
               show_default=True, help="Folder of submission zips (not its subfolders).")

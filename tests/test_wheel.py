@@ -23,7 +23,9 @@ def test_wheel_contents(tmp_path):
     for expected in ("codabench_kit/cli.py", "codabench_kit/plugins/backbones.py",
                      "codabench_kit/plugins/augmenters/__init__.py",
                      "codabench_kit/plugins/augmenters/policies.py", "codabench_kit/templates/model.py",
-                     "codabench_kit/validation/ingest.py"):
+                     "codabench_kit/validation/ingest.py",
+                     "codabench_kit/templates/plugin/pyproject.toml.tmpl",
+                     "codabench_kit/templates/plugin/kinds/augmenter.py.tmpl"):
         assert expected in names
     tops = {name.split("/")[0] for name in names}
     assert all(top == "codabench_kit" or top.endswith(".dist-info") for top in tops), tops
