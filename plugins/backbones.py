@@ -129,35 +129,28 @@ def make_mobilenet(input_shape, weights=None, variant="v2", alpha=1.0, size=0):
     from codabench_kit.training.weights import build_application
 
     check_choice("mobilenet", "variant", variant, MOBILENET_VARIANTS)
-    base_shape = _base_input_shape("mobilenet", variant, input_shape, size)
-    inputs = keras.Input(input_shape, name="images")
-    resized = _resize(inputs, size)
-    if variant == "v2":
-        base = build_application(keras.applications.MobileNetV2, weights, "mobilenet (v2)",
-                                 input_shape=base_shape, alpha=alpha)
-        x = _minus_one_to_one(resized)  # MobileNetV2 expects [-1, 1]
+    if variant == "v2":  # MobileNetV2 expects [-1, 1]
+        constructor, preprocess, own = keras.applications.MobileNetV2, _minus_one_to_one, {}
     else:
         constructor = (keras.applications.MobileNetV3Small if variant == "v3small"
                        else keras.applications.MobileNetV3Large)
-        base = build_application(constructor, weights, f"mobilenet ({variant})",
-                                 input_shape=base_shape, alpha=alpha,
-                                 include_preprocessing=True)
-        x = resized
-    return _pooled(f"mobilenet_{variant}", inputs, base(x))
+        preprocess, own = None, {"include_preprocessing": True}
+    return _application("mobilenet", variant, input_shape, size, lambda shape: build_application(
+        constructor, weights, f"mobilenet ({variant})", input_shape=shape, alpha=alpha, **own),
+        preprocess)
 
 
 def make_effnet(input_shape, weights=None, variant="b0", size=0):
+    """EfficientNetV2 B0-B3, S, M, L; its own ``Rescaling`` is its preprocessing."""
     import keras
 
     from codabench_kit.training.weights import build_application
 
     check_choice("effnet", "variant", variant, EFFNET_VARIANTS)
-    base_shape = _base_input_shape("effnet", variant, input_shape, size)
     constructor = getattr(keras.applications, f"EfficientNetV2{variant.upper()}")
-    inputs = keras.Input(input_shape, name="images")
-    base = build_application(constructor, weights, f"effnet ({variant})",
-                             input_shape=base_shape, include_preprocessing=True)
-    return _pooled(f"effnet_{variant}", inputs, base(_resize(inputs, size)))
+    return _application("effnet", variant, input_shape, size, lambda shape: build_application(
+        constructor, weights, f"effnet ({variant})", input_shape=shape,
+        include_preprocessing=True))
 
 
 def make_efficientnet(input_shape, weights=None, variant="b0", size=0):
@@ -165,12 +158,10 @@ def make_efficientnet(input_shape, weights=None, variant="b0", size=0):
     import keras
 
     check_choice("efficientnet", "variant", variant, EFFICIENTNET_VARIANTS)
-    base_shape = _base_input_shape("efficientnet", variant, input_shape, size)
     constructor = getattr(keras.applications, f"EfficientNet{variant.upper()}")
-    base = _efficientnet_base(constructor, weights, f"efficientnet ({variant})", base_shape)
-    inputs = keras.Input(input_shape, name="images")
-    x = _resize(inputs, size)
-    return _pooled(f"efficientnet_{variant}", inputs, base(x))
+    return _application("efficientnet", variant, input_shape, size, lambda shape:
+                        _efficientnet_base(constructor, weights, f"efficientnet ({variant})",
+                                           shape))
 
 
 def make_convnext(input_shape, weights=None, variant="tiny", size=224):
@@ -181,13 +172,10 @@ def make_convnext(input_shape, weights=None, variant="tiny", size=224):
     from codabench_kit.training.weights import build_application
 
     check_choice("convnext", "variant", variant, CONVNEXT_VARIANTS)
-    base_shape = _base_input_shape("convnext", variant, input_shape, size)
     constructor = getattr(keras.applications, CONVNEXT_CONSTRUCTORS[variant])
-    base = build_application(constructor, weights, f"convnext ({variant})",
-                             input_shape=base_shape, include_preprocessing=True)
-    inputs = keras.Input(input_shape, name="images")
-    x = _resize(inputs, size)
-    return _pooled(f"convnext_{variant}", inputs, base(x))
+    return _application("convnext", variant, input_shape, size, lambda shape: build_application(
+        constructor, weights, f"convnext ({variant})", input_shape=shape,
+        include_preprocessing=True))
 
 
 def make_resnet(input_shape, weights=None, variant="50", size=0):
@@ -197,15 +185,12 @@ def make_resnet(input_shape, weights=None, variant="50", size=0):
     from codabench_kit.training.weights import build_application
 
     variant = check_choice("resnet", "variant", str(variant), RESNET_VARIANTS)
-    base_shape = _base_input_shape("resnet", variant, input_shape, size)
     if variant == "50":
         constructor, preprocess = keras.applications.ResNet50, _caffe
     else:
         constructor, preprocess = keras.applications.ResNet50V2, _minus_one_to_one
-    base = build_application(constructor, weights, f"resnet ({variant})", input_shape=base_shape)
-    inputs = keras.Input(input_shape, name="images")
-    x = preprocess(_resize(inputs, size))
-    return _pooled(f"resnet_{variant}", inputs, base(x))
+    return _application("resnet", variant, input_shape, size, lambda shape: build_application(
+        constructor, weights, f"resnet ({variant})", input_shape=shape), preprocess)
 
 
 def make_vgg(input_shape, weights=None, variant="16", size=0):
@@ -215,12 +200,9 @@ def make_vgg(input_shape, weights=None, variant="16", size=0):
     from codabench_kit.training.weights import build_application
 
     variant = check_choice("vgg", "variant", str(variant), VGG_VARIANTS)
-    base_shape = _base_input_shape("vgg", variant, input_shape, size)
     constructor = getattr(keras.applications, f"VGG{variant}")
-    base = build_application(constructor, weights, f"vgg ({variant})", input_shape=base_shape)
-    inputs = keras.Input(input_shape, name="images")
-    x = _caffe(_resize(inputs, size))
-    return _pooled(f"vgg_{variant}", inputs, base(x))
+    return _application("vgg", variant, input_shape, size, lambda shape: build_application(
+        constructor, weights, f"vgg ({variant})", input_shape=shape), _caffe)
 
 
 def make_inception(input_shape, weights=None, variant="v3", size=0):
@@ -230,12 +212,9 @@ def make_inception(input_shape, weights=None, variant="v3", size=0):
     from codabench_kit.training.weights import build_application
 
     check_choice("inception", "variant", variant, INCEPTION_VARIANTS)
-    base_shape = _base_input_shape("inception", variant, input_shape, size)
-    base = build_application(keras.applications.InceptionV3, weights, "inception (v3)",
-                             input_shape=base_shape)
-    inputs = keras.Input(input_shape, name="images")
-    x = _minus_one_to_one(_resize(inputs, size))
-    return _pooled(f"inception_{variant}", inputs, base(x))
+    return _application("inception", variant, input_shape, size, lambda shape: build_application(
+        keras.applications.InceptionV3, weights, "inception (v3)", input_shape=shape),
+        _minus_one_to_one)
 
 
 def make_densenet(input_shape, weights=None, variant="121", size=0):
@@ -245,15 +224,25 @@ def make_densenet(input_shape, weights=None, variant="121", size=0):
     from codabench_kit.training.weights import build_application
 
     variant = check_choice("densenet", "variant", str(variant), DENSENET_VARIANTS)
-    base_shape = _base_input_shape("densenet", variant, input_shape, size)
-    base = build_application(keras.applications.DenseNet121, weights, "densenet (121)",
-                             input_shape=base_shape)
-    inputs = keras.Input(input_shape, name="images")
-    x = _torch(_resize(inputs, size))
-    return _pooled(f"densenet_{variant}", inputs, base(x))
+    return _application("densenet", variant, input_shape, size, lambda shape: build_application(
+        keras.applications.DenseNet121, weights, "densenet (121)", input_shape=shape), _torch)
 
 
 # --- shared pieces ---------------------------------------------------------------------
+
+
+def _application(family, variant, input_shape, size, make_base, preprocess=None):
+    """A family's backbone: the application ``make_base(shape)`` builds for the image shape
+    it sees (checked by :func:`_base_input_shape`), fed the images resized to ``size``
+    and ``preprocess``-ed (when the application does not preprocess itself), pooled."""
+    import keras
+
+    base = make_base(_base_input_shape(family, variant, input_shape, size))
+    inputs = keras.Input(input_shape, name="images")
+    x = _resize(inputs, size)
+    if preprocess is not None:
+        x = preprocess(x)
+    return _pooled(f"{family}_{variant}", inputs, base(x))
 
 
 def _pooled(name, inputs, features):
