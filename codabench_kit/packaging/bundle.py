@@ -6,7 +6,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from codabench_kit.errors import OutputExistsError
 
@@ -17,10 +17,10 @@ UNIX = 3
 """The "made by" system of every entry, so the zip is the same when built on Windows."""
 
 
-def write_zip(path: Path, files: dict[str, Path | bytes]) -> None:
+def write_zip(path: Path | BinaryIO, files: dict[str, Path | bytes]) -> None:
     """Write ``{archive name: file path or bytes}`` with sorted names, a fixed date, mode
     and system, and no folder entries, so equal inputs give byte-identical zips
-    (with the same zlib)."""
+    (with the same zlib). ``path`` may be a binary file object (an ``.npz`` in memory)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             content = files[name]

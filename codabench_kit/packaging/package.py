@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import tempfile
-import zipfile
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -288,14 +287,13 @@ def ensemble_recipe(runs, model, heldout, progress):
 def npz_bytes(**arrays) -> bytes:
     """An ``.npz`` (what ``np.load`` reads) with fixed entry dates: ``np.savez`` stamps the
     current time, which would make the zip differ from build to build."""
+    entries = {}
+    for name, array in arrays.items():
+        entry = io.BytesIO()
+        np.lib.format.write_array(entry, np.asarray(array), allow_pickle=False)
+        entries[f"{name}.npy"] = entry.getvalue()
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            entry = io.BytesIO()
-            np.lib.format.write_array(entry, np.asarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entry.getvalue())
+    write_zip(buffer, entries)
     return buffer.getvalue()
 
 
