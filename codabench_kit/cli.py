@@ -76,8 +76,8 @@ def load_registry():
 @click.version_option(__version__, prog_name="cbk")
 @click.option("-q", "--quiet", is_flag=True, help="Print results and errors only: no "
               "progress lines or bars (a build's log still has them).")
-@click.option("-v", "--verbose", is_flag=True, help="Also print detail lines, and "
-              "TensorFlow's own messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print TensorFlow's own messages "
+              "(hidden by default).")
 @click.pass_context
 def cli(ctx, quiet, verbose):
     """codabench-kit: from a competition's training file to a Codabench submission
@@ -95,7 +95,7 @@ def cli(ctx, quiet, verbose):
 
     from codabench_kit.progress import TerminalProgress
 
-    ctx.meta["cbk.progress"] = TerminalProgress(quiet=quiet, verbose=verbose)
+    ctx.meta["cbk.progress"] = TerminalProgress(quiet=quiet)
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     else:  # TensorFlow's C++ and Python chatter (tracing warnings, oneDNN notes)
@@ -168,20 +168,17 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
     from codabench_kit.config_file import BUILD_TABLE, apply_build_table
 
     names, settings, file_settings = component_choices(plugin_names, assignments, config)
+    ctx = click.get_current_context()
     table = file_settings.pop(BUILD_TABLE, None)
     if table:  # [build] in cbk.toml: where the command line left the default
-        ctx = click.get_current_context()
         apply_build_table(ctx, table, str(config or "cbk.toml"))
-        p = ctx.params
-        data, out, seed, weights, epochs = p["data"], p["out"], p["seed"], p["weights"], p["epochs"]
-        head_epochs, patience, batch_size = p["head_epochs"], p["patience"], p["batch_size"]
-        demo_size, keep_run, max_removed = p["demo_size"], p["keep_run"], p["max_removed"]
-        no_validate, heldout_policy = p["no_validate"], p["heldout_policy"]
+    p = ctx.params  # the arguments, with the [build] table applied
     build_config = BuildConfig(
-        data=data, plugins=names, settings=settings, file_settings=file_settings, out=out,
-        seed=seed, weights=weights, epochs=epochs, head_epochs=head_epochs, patience=patience,
-        batch_size=batch_size, demo_per_class=demo_size, validate=not no_validate,
-        keep_run=keep_run, max_removed_share=max_removed, heldout_policy=heldout_policy)
+        data=p["data"], plugins=names, settings=settings, file_settings=file_settings,
+        out=p["out"], seed=p["seed"], weights=p["weights"], epochs=p["epochs"],
+        head_epochs=p["head_epochs"], patience=p["patience"], batch_size=p["batch_size"],
+        demo_per_class=p["demo_size"], validate=not p["no_validate"], keep_run=p["keep_run"],
+        max_removed_share=p["max_removed"], heldout_policy=p["heldout_policy"])
     result = run_build(build_config, load_registry(), progress=echo_progress)
     if result.zip_path is not None:
         _write_log(Path(result.zip_path).with_suffix(".log"))

@@ -59,8 +59,8 @@ class TerminalProgress:
     """The CLI's progress: lines on stderr (none with ``quiet``), kept with their times
     for the build's log; bars on stderr when it is a terminal."""
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False, stream=None):
-        self.quiet, self.verbose = quiet, verbose
+    def __init__(self, *, quiet: bool = False, stream=None):
+        self.quiet = quiet
         self.stream = stream
         self.started = time.perf_counter()
         self.lines: list[str] = []
@@ -70,33 +70,12 @@ class TerminalProgress:
         if not self.quiet:
             click.echo(line, err=True)
 
-    def detail(self, line: str) -> None:
-        """A line shown with ``--verbose`` only (always logged)."""
-        self.lines.append(f"[{time.perf_counter() - self.started:8.1f} s] {line}")
-        if self.verbose and not self.quiet:
-            click.echo(line, err=True)
-
     def bar(self, label: str, total: int):
         stream = self.stream or sys.stderr
         if self.quiet or not stream.isatty():
             return NullBar()
-        return _ClickBar(click.progressbar(length=total, label=label, file=stream,
-                                           show_eta=True, show_percent=True))
+        return click.progressbar(length=total, label=label, file=stream, show_eta=True,
+                                 show_percent=True)
 
     def log_text(self) -> str:
         return "\n".join(self.lines) + "\n"
-
-
-class _ClickBar:
-    def __init__(self, progressbar):
-        self.progressbar = progressbar
-
-    def __enter__(self):
-        self.progressbar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progressbar.__exit__(*exc)
-
-    def update(self, steps: int = 1) -> None:
-        self.progressbar.update(steps)
