@@ -84,9 +84,8 @@ def starter_config(command: click.Command, registry) -> str:
 
 def write_starter(path: Path, text: str) -> Path:
     """Write ``text`` to ``path``, never over an existing file."""
-    from codabench_kit.packaging.bundle import ensure_absent, write_new_file
+    from codabench_kit.packaging.bundle import write_new_file
 
-    ensure_absent(path)
     return write_new_file(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
