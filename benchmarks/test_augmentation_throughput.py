@@ -35,9 +35,9 @@ def images_per_second(classifier, batches):
 
 def test_default_augmentation_keeps_training_speed(benchmark):
     from codabench_kit.data import demo_dataset
-    from codabench_kit.options import DEFAULTS
-    from codabench_kit.plugin_manager import get_plugin_manager
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.selection import DEFAULTS
+    from codabench_kit.components.plugin_manager import get_plugin_manager
+    from codabench_kit.components.registry import Registry
     from codabench_kit.training.batches import TrainingBatches
     from codabench_kit.training.model import assemble_classifier
 

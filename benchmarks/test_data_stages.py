@@ -24,7 +24,7 @@ def test_dedupe_an2dl_size(benchmark, an2dl_sized):
 
 
 def test_heldout_corruption_750(benchmark, an2dl_sized):
-    from codabench_kit.heldout import make_augmented_test_set
+    from codabench_kit.evaluation.heldout import make_augmented_test_set
 
     images = an2dl_sized[0][:750]
     out, _ = benchmark.pedantic(make_augmented_test_set, args=(images,), rounds=1)

@@ -47,7 +47,7 @@ def test_imagehash_per_image_1000(benchmark, an2dl_sized):
 
 
 def test_vectorised_phash_an2dl_size(benchmark, an2dl_sized):
-    from codabench_kit.phash import phash, to_hex
+    from codabench_kit.cleaning.phash import phash, to_hex
 
     images = an2dl_sized[0]
     hashes = benchmark.pedantic(phash, args=(images,), rounds=5, warmup_rounds=1)

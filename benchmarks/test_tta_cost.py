@@ -42,8 +42,8 @@ def predict_seconds(model, images, repeats=1):
 
 
 def test_d4_tta_costs_at_most_its_views(benchmark):
-    from codabench_kit.plugin_manager import get_plugin_manager
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.plugin_manager import get_plugin_manager
+    from codabench_kit.components.registry import Registry
     from codabench_kit.training.model import assemble_classifier, inference_model
 
     import keras

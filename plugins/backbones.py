@@ -24,7 +24,7 @@ The graph never depends on ``weights``: packaging rebuilds the classifier with
 """
 
 from codabench_kit import hookimpl
-from codabench_kit.options import check_choice
+from codabench_kit.components.selection import check_choice
 
 MOBILENET_VARIANTS = ("v2", "v3small", "v3large")
 EFFNET_VARIANTS = ("b0", "b1", "b2", "b3", "s", "m", "l")

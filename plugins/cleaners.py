@@ -13,7 +13,7 @@ some under two labels (conflicts). Every cleaner says why it removed each image.
 """
 
 from codabench_kit import hookimpl
-from codabench_kit.options import check_choice
+from codabench_kit.components.selection import check_choice
 
 
 @hookimpl
@@ -51,7 +51,7 @@ def register_cleaners(register):
 
 
 def _hashes(images):
-    from codabench_kit.phash import phash
+    from codabench_kit.cleaning.phash import phash
 
     return phash(images)
 
@@ -62,8 +62,8 @@ def make_contaminants(min_copies=10, min_labels=3, by="phash", max_distance=4):
     def contaminants(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning import CleanResult
-        from codabench_kit.grouping import exact_groups, near_groups
+        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.cleaning.grouping import exact_groups, near_groups
 
         groups = (exact_groups(images) if by == "pixels"
                   else near_groups(_hashes(images), max_distance))
@@ -86,8 +86,8 @@ def make_conflicts(policy="drop", max_distance=4):
     def conflicts(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning import CleanResult
-        from codabench_kit.grouping import near_groups
+        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.cleaning.grouping import near_groups
 
         keep, reasons = np.ones(len(labels), bool), {}
         for group in near_groups(_hashes(images), max_distance):
@@ -119,8 +119,8 @@ def make_dedupe(max_copies=10):
 def find_exact_duplicates(images, labels, max_copies=10):
     import numpy as np
 
-    from codabench_kit.cleaning import CleanResult
-    from codabench_kit.grouping import exact_groups
+    from codabench_kit.cleaning.run import CleanResult
+    from codabench_kit.cleaning.grouping import exact_groups
 
     keep, reasons = np.ones(len(labels), dtype=bool), {}
     for members in exact_groups(images):
@@ -140,8 +140,8 @@ def make_phash(max_distance=6):
     def near_duplicates(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning import CleanResult
-        from codabench_kit.grouping import near_groups
+        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.cleaning.grouping import near_groups
 
         keep, reasons = np.ones(len(labels), bool), {}
         for group in near_groups(_hashes(images), max_distance):
@@ -166,8 +166,8 @@ def make_outliers(share=0.01, features="thumbnail", weights="none", seed=0):
         import numpy as np
         from sklearn.ensemble import IsolationForest
 
-        from codabench_kit.cleaning import CleanResult
-        from codabench_kit.features import image_features
+        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.cleaning.features import image_features
 
         x = image_features(images, features, weights)
         forest = IsolationForest(contamination=share, random_state=seed).fit(x)
@@ -190,8 +190,8 @@ def make_similar(examples=(), threshold=0.95, features="thumbnail", weights="non
     def similar(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning import CleanResult
-        from codabench_kit.features import image_features
+        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.cleaning.features import image_features
 
         both = image_features(np.concatenate([example_images, images]), features, weights)
         cosine = both[len(example_images):] @ both[:len(example_images)].T
@@ -227,7 +227,7 @@ def make_balance(method="class_weights", target=0, seed=0):
     def balance(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning import CleanResult
+        from codabench_kit.cleaning.run import CleanResult
 
         counts = np.bincount(labels)
         present = counts[counts > 0]

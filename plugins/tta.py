@@ -23,7 +23,7 @@ import numpy as np
 
 from codabench_kit import hookimpl
 from codabench_kit.errors import BuildError, OptionError
-from codabench_kit.options import check_choice
+from codabench_kit.components.selection import check_choice
 
 MERGES = ("mean", "logits")
 """The values of every strategy's ``merge`` option."""

@@ -48,7 +48,7 @@ def install_plugin(tmp_path, monkeypatch):
 
 @pytest.fixture
 def registry():
-    from codabench_kit.plugin_manager import get_plugin_manager
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.plugin_manager import get_plugin_manager
+    from codabench_kit.components.registry import Registry
 
     return Registry.from_plugin_manager(get_plugin_manager())

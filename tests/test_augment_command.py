@@ -3,7 +3,7 @@
 import numpy as np
 from click.testing import CliRunner
 
-from codabench_kit.cli import cli
+from codabench_kit.cli.commands import cli
 
 
 def small_npz(path, n=24):

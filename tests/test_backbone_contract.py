@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from codabench_kit.errors import BuildError
-from codabench_kit.plugin_manager import get_plugin_manager
-from codabench_kit.registry import Registry
+from codabench_kit.components.plugin_manager import get_plugin_manager
+from codabench_kit.components.registry import Registry
 
 REGISTRY = Registry.from_plugin_manager(get_plugin_manager())
 BACKBONES = sorted(c.name for c in REGISTRY.components("backbone"))

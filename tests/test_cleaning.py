@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from codabench_kit.cleaning import CleanResult, run_cleaners
+from codabench_kit.cleaning.run import CleanResult, run_cleaners
 from codabench_kit.data import Dataset
 from codabench_kit.errors import BuildError
 

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from codabench_kit.plugin_manager import get_plugin_manager
-from codabench_kit.registry import Registry
+from codabench_kit.components.plugin_manager import get_plugin_manager
+from codabench_kit.components.registry import Registry
 from codabench_kit.training.compiled import Compiled, compile_mode
 
 REGISTRY = Registry.from_plugin_manager(get_plugin_manager())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codabench_kit import PROJECT_NAME, hookspecs
+from codabench_kit import PROJECT_NAME
+from codabench_kit.components import hookspecs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HOOK_HEADING = re.compile(r"^## (\w+)\((.*)\)\s*$", re.MULTILINE)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from codabench_kit.errors import DataError
-from codabench_kit.heldout import CORRUPTIONS, make_augmented_test_set
-from codabench_kit.split import stratified_split
+from codabench_kit.evaluation.heldout import CORRUPTIONS, make_augmented_test_set
+from codabench_kit.data.split import stratified_split
 
 
 def test_augmented_test_set_is_deterministic_and_corrupted():

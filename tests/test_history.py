@@ -8,9 +8,9 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli import cli
+from codabench_kit.cli.commands import cli
 from codabench_kit.errors import HistoryError
-from codabench_kit.history import read_history, read_submission, table_lines
+from codabench_kit.packaging.history import read_history, read_submission, table_lines
 
 
 def manifest(backbone="cnn", augmented=0.5, clean=0.8, **extra):

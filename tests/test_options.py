@@ -1,7 +1,7 @@
 import pytest
 
 from codabench_kit.errors import OptionError, UnknownComponentError
-from codabench_kit.options import DEFAULTS, parse_set, read_config, select
+from codabench_kit.components.selection import DEFAULTS, parse_set, read_config, select
 
 
 def test_defaults_fill_every_stage(registry):

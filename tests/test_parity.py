@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli import cli
+from codabench_kit.cli.commands import cli
 from codabench_kit.validation import validate_zip
 from codabench_kit.validation.fidelity import Budget
 
@@ -136,7 +136,7 @@ def test_a_built_zip_keeps_parity_in_the_codabench_target(tmp_path):
     codabench target, made with pip once and cached), reproduces the trained model's
     probabilities on its probe within 1e-4."""
     from codabench_kit.errors import TargetError
-    from codabench_kit.targets import target_python
+    from codabench_kit.validation.targets import target_python
 
     try:
         python = target_python("codabench", progress=print)

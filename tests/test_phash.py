@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from codabench_kit.phash import hamming, phash, phash_bits, to_hex
+from codabench_kit.cleaning.phash import hamming, phash, phash_bits, to_hex
 from conftest import shared_file
 
 imagehash = pytest.importorskip("imagehash")
@@ -135,7 +135,7 @@ def test_hamming_without_numpy_bitwise_count(monkeypatch):
 
 
 def test_chunks_and_threads_do_not_change_the_hashes(monkeypatch):
-    import codabench_kit.phash as phash_module
+    import codabench_kit.cleaning.phash as phash_module
 
     images = random_images(101, 64, 80, seed=9)
     expected = phash(images)

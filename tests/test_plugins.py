@@ -5,10 +5,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli import cli, main
+from codabench_kit.cli.commands import cli, main
 from codabench_kit.errors import DuplicateComponentError, UnknownComponentError
-from codabench_kit.plugin_manager import get_plugin_manager
-from codabench_kit.registry import Registry
+from codabench_kit.components.plugin_manager import get_plugin_manager
+from codabench_kit.components.registry import Registry
 
 BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner",
            "phash": "cleaner", "outliers": "cleaner", "similar": "cleaner", "balance": "cleaner",
@@ -140,7 +140,7 @@ def test_load_plugins_env_narrows_loading(monkeypatch):
 
 
 def test_listing_never_imports_tensorflow_or_keras():
-    code = ("import sys; from codabench_kit.cli import main\n"
+    code = ("import sys; from codabench_kit.cli.commands import main\n"
             "try:\n    main(['plugins', '--json'])\nexcept SystemExit:\n    pass\n"
             "print('HEAVY', sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') "
             "if m in sys.modules))")

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from click.testing import CliRunner
 
-from codabench_kit.cli import cli
+from codabench_kit.cli.commands import cli
 from codabench_kit.progress import NullBar, TerminalProgress, bar
 
 
@@ -81,7 +81,7 @@ def test_a_failed_build_writes_no_log(tmp_path):
 def test_evaluation_draws_a_bar_per_test_set():
     import keras
 
-    from codabench_kit.evaluation import heldout_metrics
+    from codabench_kit.evaluation.metrics import heldout_metrics
 
     recorder = Recorder()
     model = keras.Sequential([keras.Input((96, 96, 3)), keras.layers.GlobalAveragePooling2D(),

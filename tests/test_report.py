@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from codabench_kit.errors import OutputExistsError
-from codabench_kit.heldout import CORRUPTIONS
-from codabench_kit.report import (SECTIONS, ReportInputs, per_class_scores, report_paths_for,
+from codabench_kit.evaluation.heldout import CORRUPTIONS
+from codabench_kit.report.html import (SECTIONS, ReportInputs, per_class_scores, report_paths_for,
                                   write_report)
-from codabench_kit.saliency import Saliency, SaliencyExample
+from codabench_kit.report.saliency import Saliency, SaliencyExample
 
 NAMES = ["basophil", "eosinophil", "erythroblast", "ig <b>&amp;</b>", "lymphocyte",
          "monocyte", "neutrophil", "platelet"]
@@ -153,7 +153,7 @@ def test_no_saliency_says_why(tmp_path):
 def test_saliency_of_a_small_model_highlights_what_it_looks_at():
     """A model that only reads the top-left pixel: its gradients are there and only there."""
     from codabench_kit.backend import import_keras
-    from codabench_kit.saliency import misclassified_saliency
+    from codabench_kit.report.saliency import misclassified_saliency
 
     keras = import_keras()
     inputs = keras.Input((8, 8, 3))
@@ -208,7 +208,7 @@ def test_headless_chromium_renders_the_report(fake_report, tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_build_writes_its_report(tmp_path):
-    from codabench_kit.cli import cli
+    from codabench_kit.cli.commands import cli
     from test_roundtrip import TINY
 
     out = tmp_path / "tiny.zip"
@@ -234,7 +234,7 @@ def test_a_tiny_build_writes_its_report(tmp_path):
 
 @pytest.mark.parametrize("existing", ["page", "folder"])
 def test_build_refuses_an_existing_report_before_any_work(tmp_path, existing):
-    from codabench_kit.cli import cli
+    from codabench_kit.cli.commands import cli
     from test_roundtrip import TINY
 
     page, folder = report_paths_for(tmp_path / "sub.zip")

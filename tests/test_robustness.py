@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from codabench_kit.cli import cli
+from codabench_kit.cli.commands import cli
 from codabench_kit.errors import OutputExistsError
-from codabench_kit.heldout import (CORRUPTIONS, HELDOUT_SEED, SEVERITIES, PolicyError,
+from codabench_kit.evaluation.heldout import (CORRUPTIONS, HELDOUT_SEED, SEVERITIES, PolicyError,
                                    corrupt, make_augmented_test_set, make_heldout_set,
                                    parse_policy)
-from codabench_kit.robustness import (blocks, report_from_predictions, robustness_inputs,
+from codabench_kit.evaluation.robustness import (blocks, report_from_predictions, robustness_inputs,
                                       robustness_report, table_lines)
-from codabench_kit.robustness_chart import chart_path_for, write_chart
+from codabench_kit.report.chart import chart_path_for, write_chart
 
 RNG = np.random.default_rng(11)
 IMAGES = RNG.integers(0, 256, (10, 96, 96, 3), dtype=np.uint8)
@@ -119,7 +119,7 @@ def test_corruptions_policy_is_every_corruption_at_every_severity():
 
 
 def test_split_keeps_the_policy_and_labels_of_a_larger_augmented_set():
-    from codabench_kit.build import BuildConfig, _split
+    from codabench_kit.build.run import BuildConfig, _split
     from codabench_kit.data import demo_dataset
 
     clean = demo_dataset(seed=0, per_class=12)

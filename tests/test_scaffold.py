@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli import cli
+from codabench_kit.cli.commands import cli
 from codabench_kit.errors import CbkError, OutputExistsError, PluginError
-from codabench_kit.plugin_manager import PluginManager
-from codabench_kit.registry import KINDS, Component, Registry
-from codabench_kit.scaffold import new_plugin, plugin_names
+from codabench_kit.components.plugin_manager import PluginManager
+from codabench_kit.components.registry import KINDS, Component, Registry
+from codabench_kit.components.scaffold import new_plugin, plugin_names
 
 
 def files_under(folder: Path) -> list[str]:
@@ -134,7 +134,7 @@ class _OneView:
 
 
 def _keep_everything(**options):
-    from codabench_kit.cleaning import CleanResult
+    from codabench_kit.cleaning.run import CleanResult
 
     return lambda images, labels: CleanResult(np.ones(len(labels), dtype=bool))
 

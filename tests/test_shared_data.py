@@ -21,8 +21,8 @@ def test_dev_file_loads_in_the_an2dl_layout():
 
 
 def test_mobilenet_loads_the_imagenet_weights_file():
-    from codabench_kit.plugin_manager import get_plugin_manager
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.plugin_manager import get_plugin_manager
+    from codabench_kit.components.registry import Registry
     from codabench_kit.training.weights import normalize_weights
 
     weights = normalize_weights(str(shared_file("weights/mobilenet_v2_imagenet_notop.weights.h5")))
@@ -39,8 +39,8 @@ def test_mobilenet_loads_the_imagenet_weights_file():
 @pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
 def test_a_weights_file_for_another_backbone_is_a_clear_error():
     from codabench_kit.errors import BuildError
-    from codabench_kit.plugin_manager import get_plugin_manager
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.plugin_manager import get_plugin_manager
+    from codabench_kit.components.registry import Registry
 
     weights = str(shared_file("weights/mobilenet_v2_imagenet_notop.weights.h5"))
     registry = Registry.from_plugin_manager(get_plugin_manager())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from codabench_kit.errors import TargetError
-from codabench_kit.targets import MARKER, TARGETS, get_target, target_python
+from codabench_kit.validation.targets import MARKER, TARGETS, get_target, target_python
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from codabench_kit.errors import OptionError
-from codabench_kit.options import parse_set, select
-from codabench_kit.plugin_manager import get_plugin_manager
-from codabench_kit.registry import Registry
+from codabench_kit.components.selection import parse_set, select
+from codabench_kit.components.plugin_manager import get_plugin_manager
+from codabench_kit.components.registry import Registry
 
 REGISTRY = Registry.from_plugin_manager(get_plugin_manager())
 NEW = ("rot-tta", "d4-tta", "random-tta", "crop-tta")

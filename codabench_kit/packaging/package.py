@@ -38,7 +38,7 @@ from codabench_kit.packaging.bundle import (ensure_absent, publish, tree_entries
                                              write_zip)
 from codabench_kit.packaging.export import (export_savedmodel, require_tensorflow,
                                              savedmodel_probabilities)
-from codabench_kit.robustness_chart import chart_path_for, write_chart
+from codabench_kit.report.chart import chart_path_for, write_chart
 from codabench_kit.validation.fidelity import PARITY_TOLERANCE, PROBE_FILE, Budget
 
 FIDELITY_TOLERANCE = 1e-4
@@ -112,7 +112,7 @@ def write_build_record(zip_path: Path, beside: dict) -> Path:
 
 def package_run(run, out_path: Path, registry, *, validate: bool = True,
                 timeout: float = 600.0, progress: Callable[[str], None] = lambda s: None):
-    """Package ``run`` (a :class:`codabench_kit.run_record.Run`, or a list of runs: an
+    """Package ``run`` (a :class:`codabench_kit.packaging.run_record.Run`, or a list of runs: an
     ensemble) into ``out_path``.
 
     Returns the manifest, whole: the zip's (see :func:`split_manifest`) with the build
@@ -219,7 +219,7 @@ def shipped_model(runs, registry):
     member under its own name (``member_0``...), so identical layer names never clash,
     and their probabilities averaged in the same graph: one artifact, one call."""
     from codabench_kit.backend import import_keras
-    from codabench_kit.run_record import make_tta, rebuild_classifier
+    from codabench_kit.packaging.run_record import make_tta, rebuild_classifier
     from codabench_kit.training.model import inference_model
 
     keras = import_keras()
@@ -256,7 +256,7 @@ def ensemble_recipe(runs, model, heldout, progress):
     Those metrics are honest only when every member was split the same way (same data
     fingerprint, seed and fractions): otherwise one member's test images may be another's
     training images, and the manifest says so."""
-    from codabench_kit.evaluation import heldout_metrics
+    from codabench_kit.evaluation.metrics import heldout_metrics
 
     first = runs[0].recipe
     heldout = dict(heldout)

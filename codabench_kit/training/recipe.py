@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codabench_kit.errors import OptionError
-from codabench_kit.options import check_choice, coerce
-from codabench_kit.registry import Component
+from codabench_kit.components.selection import check_choice, coerce
+from codabench_kit.components.registry import Component
 
 HEAD_OPTIONS = {
     "dense": "",

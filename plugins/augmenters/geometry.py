@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from codabench_kit.options import check_choice
+from codabench_kit.components.selection import check_choice
 from codabench_kit.plugins.augmenters.base import (
     Augmenter,
     FILL_MODES,

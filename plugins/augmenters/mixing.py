@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from codabench_kit.errors import OptionError
-from codabench_kit.options import check_choice
+from codabench_kit.components.selection import check_choice
 from codabench_kit.plugins.augmenters.base import Augmenter, FILLS, _per_image
 from codabench_kit.plugins.augmenters.image_ops import _fill, _grid
 

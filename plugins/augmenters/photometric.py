@@ -6,7 +6,7 @@ import functools
 import math
 
 from codabench_kit.errors import OptionError
-from codabench_kit.options import check_choice
+from codabench_kit.components.selection import check_choice
 from codabench_kit.plugins.augmenters.base import (
     Augmenter,
     CORRUPTIONS,

@@ -35,7 +35,7 @@ def register_cleaners(register: Register) -> None:
     :param register: callback ``register(name, factory, description=, options=)``.
 
     The factory is called as ``factory(**options)`` and returns a callable
-    ``clean(images, labels) -> CleanResult`` (see :mod:`codabench_kit.cleaning`),
+    ``clean(images, labels) -> CleanResult`` (see :mod:`codabench_kit.cleaning.run`),
     where ``images`` is uint8 (N, H, W, 3) and ``labels`` int (N,). Cleaners run in
     the order selected, each on what the previous one kept.
     """

@@ -1,6 +1,6 @@
 """The build report's pictures, drawn with Pillow like the robustness chart: class
 counts, training curves, confusion matrices and saliency panels. Each function returns an
-RGB PIL image; :mod:`codabench_kit.report` saves and embeds them."""
+RGB PIL image; :mod:`codabench_kit.report.html` saves and embeds them."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def apply_build_table(ctx: click.Context, table: dict[str, Any], source: str) ->
 
 def starter_config(command: click.Command, registry) -> str:
     """A commented cbk.toml with every option of ``cbk build`` at its default."""
-    from codabench_kit.options import DEFAULTS
+    from codabench_kit.components.selection import DEFAULTS
     from codabench_kit.training.recipe import Recipe
 
     lines = [

@@ -1,7 +1,7 @@
 """The robustness report: accuracy per corruption and severity.
 
-Every corruption of :data:`codabench_kit.heldout.CORRUPTIONS` is applied at each severity
-1-5 to the clean test images (:func:`codabench_kit.heldout.corrupt`, fixed seed), and a
+Every corruption of :data:`codabench_kit.evaluation.heldout.CORRUPTIONS` is applied at each severity
+1-5 to the clean test images (:func:`codabench_kit.evaluation.heldout.corrupt`, fixed seed), and a
 predict function ``images (uint8, n x H x W x 3) -> integer labels`` is scored on each
 block, next to its accuracy on the clean images and on the default mixed held-out set
 (``mixed:n=2``, the build's augmented test set).
@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from codabench_kit.heldout import (CORRUPTIONS, DEFAULT_POLICY, HELDOUT_SEED, SEVERITIES,
+from codabench_kit.evaluation.heldout import (CORRUPTIONS, DEFAULT_POLICY, HELDOUT_SEED, SEVERITIES,
                                    corrupt, make_heldout_set)
 from codabench_kit.progress import bar
 

@@ -25,8 +25,8 @@ def thumbnail_features(images: np.ndarray, size: int = 16) -> np.ndarray:
 
 def backbone_features(images: np.ndarray, backbone: str, weights: str | None,
                       batch_size: int = 64) -> np.ndarray:
-    from codabench_kit.plugin_manager import get_plugin_manager
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.plugin_manager import get_plugin_manager
+    from codabench_kit.components.registry import Registry
     from codabench_kit.training.weights import normalize_weights
 
     registry = Registry.from_plugin_manager(get_plugin_manager())

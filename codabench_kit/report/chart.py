@@ -28,7 +28,7 @@ def chart_path_for(zip_path: Path) -> Path:
 
 
 def write_chart(report: dict, path: Path, *, title: str | None = None) -> Path:
-    """Draw the chart of ``report`` (see :mod:`codabench_kit.robustness`) into ``path``:
+    """Draw the chart of ``report`` (see :mod:`codabench_kit.evaluation.robustness`) into ``path``:
     written beside it under a temporary name, then published; never overwrites."""
     chart = draw_chart(report, title=title)
     return write_new_file(Path(path), lambda partial: chart.save(partial, format="PNG"))

@@ -59,7 +59,7 @@ def core_errors(command):
 def plugin_manager():
     """The plugin manager :func:`main` loaded (click's context object), so plugins are
     loaded once per run; a new one when ``cli`` is invoked without ``main`` (tests)."""
-    from codabench_kit.plugin_manager import PluginManager, get_plugin_manager
+    from codabench_kit.components.plugin_manager import PluginManager, get_plugin_manager
 
     context = click.get_current_context(silent=True)
     loaded = context.find_object(PluginManager) if context is not None else None
@@ -67,7 +67,7 @@ def plugin_manager():
 
 
 def load_registry():
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.registry import Registry
 
     return Registry.from_plugin_manager(plugin_manager())
 
@@ -164,8 +164,8 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
       cbk build --heldout-policy ops:blur,jpeg@3
       cbk build --set train.optimizer=lion --set train.learning_rate=3e-4 --set head.dense=256
     """
-    from codabench_kit.build import BuildConfig, run_build
-    from codabench_kit.config_file import BUILD_TABLE, apply_build_table
+    from codabench_kit.build.run import BuildConfig, run_build
+    from codabench_kit.cli.config_file import BUILD_TABLE, apply_build_table
 
     names, settings, file_settings = component_choices(plugin_names, assignments, config)
     ctx = click.get_current_context()
@@ -201,7 +201,7 @@ def _write_log(path: Path) -> None:
 
 
 def _check_policy(value):
-    from codabench_kit.heldout import PolicyError, parse_policy
+    from codabench_kit.evaluation.heldout import PolicyError, parse_policy
 
     try:
         return str(parse_policy(value))
@@ -223,7 +223,7 @@ def init(out):
       cbk init
       cbk init --out configs/effnet.toml && cbk build --config configs/effnet.toml
     """
-    from codabench_kit.config_file import starter_config, write_starter
+    from codabench_kit.cli.config_file import starter_config, write_starter
 
     path = write_starter(Path(out), starter_config(build, load_registry()))
     click.echo(f"wrote {path}: uncomment what you change, then run `cbk build`")
@@ -249,7 +249,7 @@ def completion(shell):
 def component_choices(plugin_names, assignments, config):
     """``--plugins``, ``--set`` and the config file (``--config`` or ./cbk.toml) as
     ``(names, settings, file_settings)``; command-line names win over the file's."""
-    from codabench_kit.options import parse_set, read_config, split_names
+    from codabench_kit.components.selection import parse_set, read_config, split_names
 
     file_config = {"plugins": [], "options": {}}
     config_path = config or ("cbk.toml" if Path("cbk.toml").is_file() else None)
@@ -290,12 +290,12 @@ def clean(data, out, plugin_names, assignments, config, picture, max_removed, dr
       cbk clean --data training_set.npz --out clean.npz --plugins contaminants,phash,balance \\
                 --set balance.method=oversample
     """
-    from codabench_kit.cleaning import report_table, run_cleaners
-    from codabench_kit.cleaned_file import cleaned_arrays, write_npz_atomically
+    from codabench_kit.cleaning.run import report_table, run_cleaners
+    from codabench_kit.cleaning.cleaned_file import cleaned_arrays, write_npz_atomically
     from codabench_kit.data import load_dataset
-    from codabench_kit.options import select
+    from codabench_kit.components.selection import select
     from codabench_kit.packaging.bundle import ensure_absent, write_new_file
-    from codabench_kit.removed_grid import removed_grid
+    from codabench_kit.report.removed_grid import removed_grid
 
     names, settings, file_settings = component_choices(plugin_names, assignments, config)
     registry = load_registry()
@@ -356,10 +356,10 @@ def augment(data, out, plugin_names, assignments, seed, batch_size):
                   --set corrupt.severity=3 --set corrupt.probability=1
       cbk validate submissions/cbk-mobilenet.zip --data mini-s3.npz
     """
-    from codabench_kit.augment_file import augmented_arrays
-    from codabench_kit.cleaned_file import write_npz_atomically
+    from codabench_kit.training.augment_file import augmented_arrays
+    from codabench_kit.cleaning.cleaned_file import write_npz_atomically
     from codabench_kit.data import load_dataset
-    from codabench_kit.options import parse_set, select, split_names
+    from codabench_kit.components.selection import parse_set, select, split_names
     from codabench_kit.packaging.bundle import ensure_absent
 
     registry = load_registry()
@@ -405,7 +405,7 @@ def package(run_dirs, out, no_validate):
       cbk package effnet.run mobilenet.run --out submissions/ensemble.zip
     """
     from codabench_kit.packaging.package import package_run
-    from codabench_kit.run_record import load_run
+    from codabench_kit.packaging.run_record import load_run
 
     runs = [load_run(run_dir) for run_dir in run_dirs]
     package_run(runs, Path(out), load_registry(), validate=not no_validate,
@@ -503,7 +503,7 @@ def _interpreter_for(target, python):
     after the other inputs are checked."""
     import os
 
-    from codabench_kit.targets import DEFAULT_TARGET, get_target, target_python
+    from codabench_kit.validation.targets import DEFAULT_TARGET, get_target, target_python
 
     if python and target:
         raise click.UsageError(f"expected --target or --python, not both; received "
@@ -545,7 +545,7 @@ def evaluate(zip_path, data, out_chart, timeout, num_classes, python):
     """
     from codabench_kit.data import load_dataset
     from codabench_kit.packaging.bundle import ensure_absent
-    from codabench_kit.robustness import report_from_predictions, robustness_inputs, table_lines
+    from codabench_kit.evaluation.robustness import report_from_predictions, robustness_inputs, table_lines
     from codabench_kit.validation import validate_zip
 
     if out_chart:
@@ -566,7 +566,7 @@ def evaluate(zip_path, data, out_chart, timeout, num_classes, python):
     for line in table_lines(robustness):
         click.echo(line)
     if out_chart:
-        from codabench_kit.robustness_chart import write_chart
+        from codabench_kit.report.chart import write_chart
 
         write_chart(robustness, Path(out_chart), title=(
             f"Robustness of {Path(zip_path).name} ({robustness['n']} images, "
@@ -587,8 +587,8 @@ def plugins_command(as_json, kind):
       cbk plugins
       cbk plugins --json --kind backbone
     """
-    from codabench_kit.options import DEFAULTS
-    from codabench_kit.registry import Registry
+    from codabench_kit.components.selection import DEFAULTS
+    from codabench_kit.components.registry import Registry
 
     pm = plugin_manager()
     registry = Registry.from_plugin_manager(pm)
@@ -643,7 +643,7 @@ def new_plugin_command(name, kind, directory):
     """
     import shlex
 
-    from codabench_kit.scaffold import new_plugin
+    from codabench_kit.components.scaffold import new_plugin
 
     plugin = new_plugin(name, kind, directory)
     click.echo(f"created {plugin.path}: the {kind} {plugin.names.component!r} in "
@@ -675,7 +675,7 @@ def history(directory, as_json):
       cbk history
       cbk history --dir runs/effnet --json
     """
-    from codabench_kit.history import read_history, table_lines
+    from codabench_kit.packaging.history import read_history, table_lines
 
     board = read_history(directory)
     if as_json:
@@ -690,7 +690,7 @@ def history(directory, as_json):
 
 def main(argv=None):
     """Entry point: load plugin commands, then run the CLI."""
-    from codabench_kit.plugin_manager import get_plugin_manager
+    from codabench_kit.components.plugin_manager import get_plugin_manager
 
     pm = get_plugin_manager()
     try:

@@ -13,7 +13,8 @@ from importlib import metadata
 
 import pluggy
 
-from codabench_kit import PROJECT_NAME, hookspecs
+from codabench_kit import PROJECT_NAME
+from codabench_kit.components import hookspecs
 
 LOAD_PLUGINS_ENV = "CBK_LOAD_PLUGINS"
 """Comma-separated entry-point names to load; unset loads all, empty loads none."""

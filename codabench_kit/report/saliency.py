@@ -132,7 +132,7 @@ def misclassified_saliency(model, heldout: dict, *, backend: str,
     """Saliency of up to ``limit`` misclassified images of the build's test sets.
 
     ``heldout`` holds the test sets and the shipped model's probabilities on them (as
-    :func:`codabench_kit.evaluation.heldout_metrics` leaves it); ``model`` maps float32
+    :func:`codabench_kit.evaluation.metrics.heldout_metrics` leaves it); ``model`` maps float32
     images 0..255 to class probabilities (the classifier, without TTA)."""
     method = (f"SmoothGrad ({samples} noisy copies, noise {NOISE:.0%} of the pixel range)"
               if samples > 1 else "vanilla gradients")

@@ -20,8 +20,8 @@ from codabench_kit import __version__
 from codabench_kit.errors import BuildError
 from codabench_kit.packaging.bundle import ensure_absent
 from codabench_kit.packaging.package import build_record_path_for, heldout_path_for
-from codabench_kit.report import report_dir_for, report_path_for, write_build_report
-from codabench_kit.robustness_chart import chart_path_for
+from codabench_kit.report.html import report_dir_for, report_path_for, write_build_report
+from codabench_kit.report.chart import chart_path_for
 
 Progress = Callable[[str], None]
 
@@ -49,7 +49,7 @@ class BuildConfig:
     keep_run: str | None = None
     """Also keep the trained run (weights, recipe, held-out sets) in this folder."""
     heldout_policy: str = "mixed:n=2"
-    """How the held-out augmented test set is drawn (see :func:`codabench_kit.heldout.parse_policy`)."""
+    """How the held-out augmented test set is drawn (see :func:`codabench_kit.evaluation.heldout.parse_policy`)."""
 
 
 @dataclass
@@ -177,7 +177,7 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
     """Check every input and resolve the selection, paths and data; no work is done."""
     from codabench_kit.backend import choose_backend
     from codabench_kit.data import demo_dataset, load_dataset
-    from codabench_kit.options import select
+    from codabench_kit.components.selection import select
     from codabench_kit.training.weights import normalize_weights
 
     from codabench_kit.training.recipe import Recipe, split_recipe_settings
@@ -220,7 +220,7 @@ def _check_inputs(config: BuildConfig, registry) -> _Inputs:
                 for c in selection.of("cleaner")]
     tta = selection.one("tta")
     tta.create(**selection.options_for(tta.name))  # a bad TTA option fails before training
-    from codabench_kit.heldout import parse_policy
+    from codabench_kit.evaluation.heldout import parse_policy
 
     parse_policy(config.heldout_policy)  # a bad policy string fails before any work
     if config.data is None:
@@ -259,7 +259,7 @@ def _float32_copy(inputs, classifier):
 
 
 def _clean(config, inputs, progress):
-    from codabench_kit.cleaning import report_lines, run_cleaners
+    from codabench_kit.cleaning.run import report_lines, run_cleaners
 
     outcome = run_cleaners(inputs.cleaners, inputs.dataset,
                            max_removed_share=config.max_removed_share)
@@ -270,8 +270,8 @@ def _clean(config, inputs, progress):
 
 def _split(config, clean, progress):
     """Stratified split, and the held-out sets (clean and augmented test images)."""
-    from codabench_kit.heldout import HELDOUT_SEED, make_heldout_set, parse_policy
-    from codabench_kit.split import stratified_split
+    from codabench_kit.evaluation.heldout import HELDOUT_SEED, make_heldout_set, parse_policy
+    from codabench_kit.data.split import stratified_split
 
     policy = parse_policy(config.heldout_policy)
 
@@ -324,9 +324,9 @@ def _evaluate(config, inputs, clean, classifier, heldout, progress):
 
     Also the robustness report (``metrics["robustness"]``): accuracy per corruption and
     severity, reusing the predictions already made where the images are the same."""
-    from codabench_kit.evaluation import heldout_metrics
-    from codabench_kit.heldout import CORRUPTIONS, SEVERITIES
-    from codabench_kit.robustness import CLEAN, MIXED, robustness_report, table_lines
+    from codabench_kit.evaluation.metrics import heldout_metrics
+    from codabench_kit.evaluation.heldout import CORRUPTIONS, SEVERITIES
+    from codabench_kit.evaluation.robustness import CLEAN, MIXED, robustness_report, table_lines
     from codabench_kit.training.model import inference_model
 
     component = inputs.selection.one("tta")
@@ -390,7 +390,7 @@ def tta_gain_line(gain: dict) -> str:
 
 def _save_and_package(config, inputs, recipe, classifier, heldout, registry, progress):
     from codabench_kit.packaging.package import package_run
-    from codabench_kit.run_record import save_run
+    from codabench_kit.packaging.run_record import save_run
 
     arrays = {k: v for k, v in heldout.items() if isinstance(v, np.ndarray)}
     with tempfile.TemporaryDirectory(prefix="cbk-run-") as scratch:

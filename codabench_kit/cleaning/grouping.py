@@ -27,7 +27,7 @@ def near_groups(hashes: np.ndarray, max_distance: int, chunk: int = 1024) -> lis
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from codabench_kit.phash import hamming
+    from codabench_kit.cleaning.phash import hamming
 
     hashes = np.asarray(hashes, dtype=np.uint64)
     n = len(hashes)

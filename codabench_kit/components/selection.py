@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from codabench_kit.errors import OptionError
-from codabench_kit.registry import KINDS, Component, Registry
+from codabench_kit.components.registry import KINDS, Component, Registry
 
 DEFAULTS = {
     "cleaner": ["contaminants", "conflicts", "dedupe", "phash"],

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from codabench_kit.packaging.bundle import ensure_absent, write_new_file
-from codabench_kit.saliency import Saliency
+from codabench_kit.report.saliency import Saliency
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;
@@ -87,7 +87,7 @@ def write_build_report(zip_path: Path, manifest: dict, *, dataset, outcome, held
     """The report of a finished ``cbk build`` (call it after the zip is published);
     returns the HTML page's path."""
     from codabench_kit.backend import import_keras
-    from codabench_kit.saliency import misclassified_saliency
+    from codabench_kit.report.saliency import misclassified_saliency
 
     saliency = misclassified_saliency(classifier, heldout,
                                       backend=import_keras().backend.backend())
@@ -126,9 +126,9 @@ def write_report(zip_path: Path, inputs: ReportInputs) -> Path:
 
 def _draw(inputs: ReportInputs, folder: Path) -> dict[str, bytes]:
     """Save every picture into ``folder``; return ``{file name: PNG bytes}``."""
-    from codabench_kit import report_figures as figures
-    from codabench_kit.removed_grid import removed_grid
-    from codabench_kit.robustness_chart import draw_chart
+    from codabench_kit.report import figures
+    from codabench_kit.report.removed_grid import removed_grid
+    from codabench_kit.report.chart import draw_chart
 
     m = inputs.manifest
     names = list(m.get("class_names") or [])

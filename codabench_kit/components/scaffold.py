@@ -30,7 +30,7 @@ from typing import Iterable
 
 from codabench_kit import PROJECT_NAME, __version__
 from codabench_kit.errors import CbkError, OutputExistsError, PluginError
-from codabench_kit.registry import KINDS
+from codabench_kit.components.registry import KINDS
 
 DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 """A valid distribution (project) name, as PEP 508 defines it."""
@@ -134,8 +134,8 @@ def check_free(names: PluginNames, taken: Iterable[str] | None = None) -> None:
             f"expected a new plugin name; an installed plugin already uses the entry point "
             f"{names.module!r} (run `cbk plugins`): choose another name")
     if taken is None:
-        from codabench_kit.plugin_manager import get_plugin_manager
-        from codabench_kit.registry import Registry
+        from codabench_kit.components.plugin_manager import get_plugin_manager
+        from codabench_kit.components.registry import Registry
 
         taken = [c.name for c in Registry.from_plugin_manager(get_plugin_manager()).components()]
     if names.component in set(taken):

@@ -1,0 +1,5 @@
+"""The ``cbk`` command line: parsing, then one library call per command."""
+
+from codabench_kit.cli.commands import cli, main
+
+__all__ = ["cli", "main"]
