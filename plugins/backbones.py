@@ -23,8 +23,7 @@ The graph never depends on ``weights``: packaging rebuilds the classifier with
 ``weights=None`` and loads the trained weights into it, so both graphs must be the same.
 """
 
-from codabench_kit import hookimpl
-from codabench_kit.components.selection import check_choice
+from codabench_kit.api import check_choice, hookimpl
 
 MOBILENET_VARIANTS = ("v2", "v3small", "v3large")
 EFFNET_VARIANTS = ("b0", "b1", "b2", "b3", "s", "m", "l")
@@ -52,39 +51,38 @@ TORCH_STD_RGB = (0.229, 0.224, 0.225)
 @hookimpl
 def register_backbones(register):
     register("cnn", make_cnn, description="Small baseline CNN trained from scratch; fast on CPU.",
-             options={"width": 32, "blocks": 3, "norm": "batch"}, pretrained=False)
+             pretrained=False)
     register("mobilenet", make_mobilenet,
              description="MobileNet (V2 default; v3small, v3large) from keras.applications.",
-             options={"variant": "v2", "alpha": 1.0, "size": 0}, pretrained=True)
+             pretrained=True)
     register("effnet", make_effnet,
              description="EfficientNetV2 (b0 default; b1-b3, s, m, l) from keras.applications.",
-             options={"variant": "b0", "size": 0}, pretrained=True)
+             pretrained=True)
     register("efficientnet", make_efficientnet,
              description="EfficientNet (b0 default; b1-b7) from keras.applications; "
                          "size 0 (default) keeps the image size.",
-             options={"variant": "b0", "size": 0}, pretrained=True)
+             pretrained=True)
     register("convnext", make_convnext,
              description="ConvNeXt (tiny default; small, base, large, xlarge) from "
                          "keras.applications; resizes to size=224 by default (the first-place "
                          "team's 96->224); size=0 keeps the image size.",
-             options={"variant": "tiny", "size": 224}, pretrained=True)
+             pretrained=True)
     register("resnet", make_resnet,
              description="ResNet (50 default; 50v2) from keras.applications; "
                          "size 0 (default) keeps the image size.",
-             options={"variant": "50", "size": 0}, pretrained=True)
+             pretrained=True)
     register("vgg", make_vgg,
              description="VGG (16 default; 19) from keras.applications; "
                          "size 0 (default) keeps the image size.",
-             options={"variant": "16", "size": 0}, pretrained=True)
+             pretrained=True)
     register("inception", make_inception,
              description="InceptionV3 (variant v3, the only one) from keras.applications; "
                          "needs images of 75x75 or more; size 0 (default) keeps the image size, "
-                         "size 75 or more resizes smaller ones.",
-             options={"variant": "v3", "size": 0}, pretrained=True)
+                         "size 75 or more resizes smaller ones.", pretrained=True)
     register("densenet", make_densenet,
              description="DenseNet (121, the only variant and default) from keras.applications; "
                          "size 0 (default) keeps the image size.",
-             options={"variant": "121", "size": 0}, pretrained=True)
+             pretrained=True)
 
 
 def make_cnn(input_shape, weights=None, width=32, blocks=3, norm="batch"):
@@ -98,7 +96,7 @@ def make_cnn(input_shape, weights=None, width=32, blocks=3, norm="batch"):
     import keras
     from keras import layers
 
-    from codabench_kit.errors import BuildError
+    from codabench_kit.api import BuildError
 
     if weights is not None:
         raise BuildError("cnn has no pretrained weights; use --weights none with it")
@@ -267,7 +265,7 @@ def _resize(images, size):
 def _check_image_size(family, variant, input_shape, size=None):
     """Raise a :class:`BuildError` if images of ``input_shape`` (resized to ``size`` when
     that is given and not 0) are smaller than the family's minimum."""
-    from codabench_kit.errors import BuildError
+    from codabench_kit.api import BuildError
 
     minimum = MIN_IMAGE_SIZE.get(family, DEFAULT_MIN_IMAGE_SIZE)
     if size:
@@ -290,7 +288,7 @@ def _base_input_shape(family, variant, input_shape, size):
     shape when ``size`` is 0; checks channels, ``size`` and the family's minimum."""
     import numbers
 
-    from codabench_kit.errors import BuildError, OptionError
+    from codabench_kit.api import BuildError, OptionError
 
     if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 0:
         raise OptionError(f"{family}.size expects an int >= 0 (0 keeps the images' size); "

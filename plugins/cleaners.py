@@ -12,8 +12,7 @@ label, another 200 times under one label (contaminants), exact and perceptual du
 some under two labels (conflicts). Every cleaner says why it removed each image.
 """
 
-from codabench_kit import hookimpl
-from codabench_kit.components.selection import check_choice
+from codabench_kit.api import check_choice, hookimpl
 
 
 @hookimpl
@@ -21,33 +20,25 @@ def register_cleaners(register):
     register("contaminants", make_contaminants,
              description="Drop every copy of a picture repeated min_copies times or more, or "
              "under min_labels labels or more (copies: pHash distance <= max_distance, or "
-             "exact pixels with by=pixels).",
-             options={"min_copies": 10, "min_labels": 3, "by": "phash", "max_distance": 4})
+             "exact pixels with by=pixels).")
     register("conflicts", make_conflicts,
              description="Duplicates (pHash distance <= max_distance) under different labels: "
-             "policy 'drop' removes every copy, 'majority' keeps the majority label's.",
-             options={"policy": "drop", "max_distance": 4})
+             "policy 'drop' removes every copy, 'majority' keeps the majority label's.")
     register("dedupe", make_dedupe,
              description="Drop exact duplicates; drop every copy of a picture found under "
-             "several labels or repeated more than max_copies times.",
-             options={"max_copies": 10})
+             "several labels or repeated more than max_copies times.")
     register("phash", make_phash,
              description="Drop perceptual near-duplicates (JPEG re-encodes, small shifts): "
-             "pHash Hamming distance <= max_distance; keeps the first of each group.",
-             options={"max_distance": 6})
+             "pHash Hamming distance <= max_distance; keeps the first of each group.")
     register("outliers", make_outliers,
              description="IsolationForest on image features; drops the given share of most "
-             "anomalous images (features: thumbnail, or a backbone name with weights).",
-             options={"share": 0.01, "features": "thumbnail", "weights": "none", "seed": 0})
+             "anomalous images (features: thumbnail, or a backbone name with weights).")
     register("similar", make_similar,
              description="Drop every image within cosine similarity threshold of example "
-             "images you point at (examples: comma-separated image files).",
-             options={"examples": [], "threshold": 0.95, "features": "thumbnail",
-                      "weights": "none"})
+             "images you point at (examples: comma-separated image files).")
     register("balance", make_balance,
              description="Balance classes: class_weights (training weights), oversample "
-             "(repeat rows of small classes; the augmenters vary them) or downsample.",
-             options={"method": "class_weights", "target": 0, "seed": 0})
+             "(repeat rows of small classes; the augmenters vary them) or downsample.")
 
 
 def _hashes(images):
@@ -62,7 +53,7 @@ def make_contaminants(min_copies=10, min_labels=3, by="phash", max_distance=4):
     def contaminants(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.api import CleanResult
         from codabench_kit.cleaning.grouping import exact_groups, near_groups
 
         groups = (exact_groups(images) if by == "pixels"
@@ -86,7 +77,7 @@ def make_conflicts(policy="drop", max_distance=4):
     def conflicts(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.api import CleanResult
         from codabench_kit.cleaning.grouping import near_groups
 
         keep, reasons = np.ones(len(labels), bool), {}
@@ -119,7 +110,7 @@ def make_dedupe(max_copies=10):
 def find_exact_duplicates(images, labels, max_copies=10):
     import numpy as np
 
-    from codabench_kit.cleaning.run import CleanResult
+    from codabench_kit.api import CleanResult
     from codabench_kit.cleaning.grouping import exact_groups
 
     keep, reasons = np.ones(len(labels), dtype=bool), {}
@@ -140,7 +131,7 @@ def make_phash(max_distance=6):
     def near_duplicates(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.api import CleanResult
         from codabench_kit.cleaning.grouping import near_groups
 
         keep, reasons = np.ones(len(labels), bool), {}
@@ -157,7 +148,7 @@ def make_phash(max_distance=6):
 
 
 def make_outliers(share=0.01, features="thumbnail", weights="none", seed=0):
-    from codabench_kit.errors import OptionError
+    from codabench_kit.api import OptionError
 
     if not 0 < share < 0.5:
         raise OptionError(f"outliers.share expects a fraction in (0, 0.5); received {share!r}")
@@ -166,7 +157,7 @@ def make_outliers(share=0.01, features="thumbnail", weights="none", seed=0):
         import numpy as np
         from sklearn.ensemble import IsolationForest
 
-        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.api import CleanResult
         from codabench_kit.cleaning.features import image_features
 
         x = image_features(images, features, weights)
@@ -179,7 +170,7 @@ def make_outliers(share=0.01, features="thumbnail", weights="none", seed=0):
 
 
 def make_similar(examples=(), threshold=0.95, features="thumbnail", weights="none"):
-    from codabench_kit.errors import OptionError
+    from codabench_kit.api import OptionError
 
     paths = [str(p) for p in examples]
     if not paths:
@@ -190,7 +181,7 @@ def make_similar(examples=(), threshold=0.95, features="thumbnail", weights="non
     def similar(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.api import CleanResult
         from codabench_kit.cleaning.features import image_features
 
         both = image_features(np.concatenate([example_images, images]), features, weights)
@@ -208,7 +199,7 @@ def _read_examples(paths):
     import numpy as np
     from PIL import Image
 
-    from codabench_kit.errors import OptionError
+    from codabench_kit.api import OptionError
 
     images = []
     for path in paths:
@@ -227,7 +218,7 @@ def make_balance(method="class_weights", target=0, seed=0):
     def balance(images, labels):
         import numpy as np
 
-        from codabench_kit.cleaning.run import CleanResult
+        from codabench_kit.api import CleanResult
 
         counts = np.bincount(labels)
         present = counts[counts > 0]

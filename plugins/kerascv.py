@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import random
 
-from codabench_kit import hookimpl
-from codabench_kit.errors import BuildError
+from codabench_kit.api import BuildError, hookimpl
 
 EXTRA = "pip install 'codabench-kit[kerascv]'"
 
@@ -49,7 +48,7 @@ def _keras_cv(name):
 
 
 def _layer_augmenter(name, layer_fn):
-    from codabench_kit.plugins.augmenters import Augmenter
+    from codabench_kit.api import Augmenter
 
     class KerasCVLayer(Augmenter):
         NAME = name

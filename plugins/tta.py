@@ -21,9 +21,8 @@ import warnings
 
 import numpy as np
 
-from codabench_kit import hookimpl
-from codabench_kit.errors import BuildError, OptionError
-from codabench_kit.components.selection import check_choice
+from codabench_kit.api import hookimpl
+from codabench_kit.api import BuildError, OptionError, check_choice, check_int, check_unit
 
 MERGES = ("mean", "logits")
 """The values of every strategy's ``merge`` option."""
@@ -46,21 +45,17 @@ vertical flip (a horizontal flip turned by 180 degrees), rotation by 180 degrees
 def register_tta(register):
     register("no-tta", NoTTA, description="Predict on the image as given.")
     register("flip-tta", FlipTTA, description="Average over the image and its flips "
-             "(horizontal, and vertical unless vertical=false).",
-             options={"vertical": True, "merge": "mean"})
+             "(horizontal, and vertical unless vertical=false).")
     register("rot-tta", RotTTA, description="Average over the 4 rotations by 90 degrees "
-             "(square images; the image and its 180-degree rotation otherwise).",
-             options={"merge": "mean"})
+             "(square images; the image and its 180-degree rotation otherwise).")
     register("d4-tta", D4TTA, description="Average over the 8 symmetries of the square: "
              "4 rotations, each optionally mirrored (the 4 that keep the shape of a "
-             "non-square image).", options={"merge": "mean"})
+             "non-square image).")
     register("random-tta", RandomTTA, description="Average over the image and views-1 "
              "fixed random views (a symmetry, a shift and a brightness change each), "
-             "drawn once from seed.",
-             options={"views": 8, "seed": 0, "magnitude": 0.5, "merge": "mean"})
+             "drawn once from seed.")
     register("crop-tta", CropTTA, description="Average over centre crops at the given "
-             "scales, each resized back to the input size.",
-             options={"scales": [1.0, 0.9, 0.8], "merge": "mean"})
+             "scales, each resized back to the input size.")
 
 
 # --- strategies ----------------------------------------------------------------------------
@@ -134,9 +129,9 @@ class RandomTTA:
     """
 
     def __init__(self, views=8, seed=0, magnitude=0.5, merge="mean"):
-        self.views = _check_int("random-tta", "views", views, low=1)
-        self.seed = _check_int("random-tta", "seed", seed, low=0)
-        self.magnitude = _check_unit("random-tta", "magnitude", magnitude)
+        self.views = check_int("random-tta", "views", views, low=1)
+        self.seed = check_int("random-tta", "seed", seed, low=0)
+        self.magnitude = check_unit("random-tta", "magnitude", magnitude)
         self.merge = _check_merge("random-tta", merge)
         rng = np.random.default_rng(self.seed)
         shift, brightness = MAX_SHIFT * self.magnitude, MAX_BRIGHTNESS * self.magnitude
@@ -252,24 +247,6 @@ def _check_bool(name, key, value):
     if not isinstance(value, (bool, np.bool_)):
         raise OptionError(f"{name}.{key} expects true or false; received {value!r}")
     return bool(value)
-
-
-def _check_int(name, key, value, *, low):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise OptionError(f"{name}.{key} expects an integer >= {low}; received {value!r}")
-    if value < low:
-        raise OptionError(f"{name}.{key} expects an integer >= {low}; received {value!r}")
-    return int(value)
-
-
-def _check_unit(name, key, value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, (bool, np.bool_, str)) or not 0.0 <= number <= 1.0:
-        raise OptionError(f"{name}.{key} expects a number in [0, 1]; received {value!r}")
-    return number
 
 
 def _check_scales(name, key, scales):

@@ -167,8 +167,8 @@ def test_options_typed_from_the_command_line():
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("color", {"magnitude": 1.5}, "color.magnitude must be in [0, 1]"),
-    ("flips", {"probability": -0.1}, "flips.probability must be in [0, 1]"),
+    ("color", {"magnitude": 1.5}, "color.magnitude expects a number in [0, 1]"),
+    ("flips", {"probability": -0.1}, "flips.probability expects a number in [0, 1]"),
     ("corrupt", {"severity": 6}, "corrupt.severity must be 0"),
     ("corrupt", {"kinds": ["bubble"]}, "corrupt.kinds expects one of"),
     ("gridmask", {"fill": "grey"}, "gridmask.fill expects one of"),

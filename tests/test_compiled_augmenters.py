@@ -182,7 +182,7 @@ class _Marker:
     NAME = "marker"
 
     def __init__(self, probability, mode):
-        from codabench_kit.plugins.augmenters.base import Augmenter
+        from codabench_kit.api import Augmenter
 
         class Marker(Augmenter):
             COMPILE = mode

@@ -7,8 +7,9 @@ from click.testing import CliRunner
 
 from codabench_kit.cli.commands import cli, main
 from codabench_kit.errors import DuplicateComponentError, UnknownComponentError
-from codabench_kit.components.plugin_manager import get_plugin_manager
+from codabench_kit.components.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
 from codabench_kit.components.registry import Registry
+from codabench_kit.components.selection import DEFAULTS, select
 
 BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner",
            "phash": "cleaner", "outliers": "cleaner", "similar": "cleaner", "balance": "cleaner",
@@ -37,10 +38,13 @@ def fresh_registry():
     return Registry.from_plugin_manager(get_plugin_manager())
 
 
-def test_builtins_are_registered_through_entry_points(registry):
+def test_builtins_are_registered_as_default_plugins(registry):
     assert {c.name: c.kind for c in registry.components()} == BUILTIN
     assert {c.provider for c in registry.components()} == {"backbones", "augmenters",
                                                            "cleaners", "tta", "kerascv"}
+    pm = get_plugin_manager()
+    assert {name: pm.distributions[name] for name in DEFAULT_PLUGINS} == dict.fromkeys(
+        DEFAULT_PLUGINS, "codabench-kit")
 
 
 def test_third_party_plugin_found_through_entry_point(install_plugin):
@@ -132,11 +136,30 @@ def test_plugin_adds_cli_command(install_plugin, capsys):
     assert "hello from a plugin" in capsys.readouterr().out
 
 
-def test_load_plugins_env_narrows_loading(monkeypatch):
-    monkeypatch.setenv("CBK_LOAD_PLUGINS", "backbones")
-    names = {c.name for c in fresh_registry().components()}
-    assert names == {"cnn", "mobilenet", "effnet", "efficientnet", "convnext", "resnet", "vgg",
-                     "inception", "densenet"}
+@pytest.mark.parametrize("value", ["", "backbones", "cbk_other", "cbk_invert,cbk_other"])
+def test_load_plugins_env_narrows_third_party_plugins_only(monkeypatch, install_plugin, value):
+    install_plugin("cbk_invert", EXAMPLE_PLUGIN)
+    monkeypatch.setenv("CBK_LOAD_PLUGINS", value)
+    registry = fresh_registry()
+    names = {c.name: c.kind for c in registry.components()}
+    assert {n: k for n, k in names.items() if n != "invert"} == BUILTIN
+    assert ("invert" in names) == ("cbk_invert" in value.split(","))
+    selection = select(registry, [])  # every stage's defaults resolve
+    assert [c.name for c in selection.of("cleaner")] == DEFAULTS["cleaner"]
+
+
+def test_unset_load_plugins_env_loads_every_third_party_plugin(monkeypatch, install_plugin):
+    install_plugin("cbk_invert", EXAMPLE_PLUGIN)
+    monkeypatch.delenv("CBK_LOAD_PLUGINS", raising=False)
+    assert "invert" in fresh_registry()
+
+
+def test_builtins_load_when_no_entry_point_declares_them(monkeypatch):
+    """A source tree that shadows the installed package has no entry points of its own."""
+    from importlib import metadata
+
+    monkeypatch.setattr(metadata, "entry_points", lambda **kwargs: [])
+    assert {c.name: c.kind for c in fresh_registry().components()} == BUILTIN
 
 
 def test_listing_never_imports_tensorflow_or_keras():

@@ -9,21 +9,22 @@ per component it provides::
 
 ``register(name, factory, *, description="", options=None, **metadata)`` records a
 *factory*; nothing is built while plugins are listed, so ``cbk plugins`` never imports
-TensorFlow. Option defaults fix each option's type for ``--set name.key=value``.
+TensorFlow. Option defaults fix each option's type for ``--set name.key=value``;
+without ``options=``, they are read from the factory's signature (its keyword arguments
+with defaults; see :class:`~codabench_kit.components.registry.Register`).
 Component names are unique across all kinds; a duplicate is an error naming both
 providers. The factories' call signatures are documented per hook below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from codabench_kit import hookspec
+from codabench_kit.components.registry import Register
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
-
-Register = Callable[..., None]
 
 
 @hookspec

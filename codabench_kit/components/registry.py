@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from codabench_kit.errors import DuplicateComponentError, PluginError, UnknownComponentError
 
@@ -23,6 +24,38 @@ _HOOKS = {
     "backbone": "register_backbones",
     "tta": "register_tta",
 }
+
+
+RESERVED_ARGUMENTS = {"augmenter": ("seed",), "backbone": ("input_shape", "weights")}
+"""Factory arguments that cbk passes itself, by kind (see the hooks); never options."""
+
+
+class Register(Protocol):
+    """The callback each ``register_<kind>`` hook receives: call it once per component."""
+
+    def __call__(self, name: str, factory: Callable[..., Any], *, description: str = "",
+                 options: dict[str, Any] | None = None, **metadata: Any) -> None:
+        """Register ``factory`` under ``name``. ``options`` maps each option to its default
+        (the default's type is the option's type); left out, they are the factory's
+        keyword arguments with defaults, but for those cbk passes itself (an augmenter's
+        ``seed``, a backbone's ``input_shape`` and ``weights``).
+        ``metadata`` is kept with the component (e.g. ``pretrained=True``)."""
+
+
+def signature_options(factory: Callable[..., Any], kind: str) -> dict[str, Any]:
+    """The options of a ``kind`` ``factory`` read from its signature: each keyword argument
+    with a default, but those cbk passes itself (:data:`RESERVED_ARGUMENTS`); tuples
+    become lists."""
+    reserved = RESERVED_ARGUMENTS.get(kind, ())
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return {}
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for p in parameters
+            if p.kind in keyword and p.default is not inspect.Parameter.empty
+            and p.name not in reserved}
 
 
 @dataclass(frozen=True)
@@ -69,9 +102,11 @@ class Registry:
 
                 def register(name, factory, *, description="", options=None, _kind=kind,
                              _provider=provider, **metadata):
+                    if options is None:
+                        options = signature_options(factory, _kind)
                     registry.add(Component(name=name, kind=_kind, factory=factory,
                                            provider=_provider, description=description,
-                                           options=dict(options or {}), metadata=metadata))
+                                           options=dict(options), metadata=metadata))
 
                 try:
                     impl.function(register)

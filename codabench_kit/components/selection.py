@@ -108,18 +108,6 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return {"plugins": plugins, "options": tables}
 
 
-def check_choice(component: str, key: str, value: Any, allowed) -> Any:
-    """Return ``value`` if it is one of ``allowed``; else raise an :class:`OptionError`
-    naming ``component.key``, the allowed values and what was received. For plugins'
-    factories, built-in and third-party alike."""
-    if value not in allowed:
-        raise OptionError(
-            f"{component}.{key} expects one of {', '.join(map(str, allowed))}; "
-            f"received {value!r}"
-        )
-    return value
-
-
 def coerce(component: Component, key: str, value: Any) -> Any:
     """Convert ``value`` to the type of the option's registered default."""
     if key not in component.options:

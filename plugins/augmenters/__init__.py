@@ -36,7 +36,7 @@ sequence of batches. Outputs are clipped to 0..255.
 =================  =========================================================================
 """
 
-from codabench_kit import hookimpl
+from codabench_kit.api import hookimpl
 from codabench_kit.plugins.augmenters.geometry import Color, Flips, Geometric
 from codabench_kit.plugins.augmenters.photometric import Corrupt, Noise
 from codabench_kit.plugins.augmenters.policies import AugMix, RandAugment
@@ -50,4 +50,4 @@ AUGMENTERS = {cls.NAME: cls for cls in (Flips, AugMix, RandAugment, Geometric, C
 @hookimpl
 def register_augmenters(register):
     for name, cls in AUGMENTERS.items():
-        register(name, cls, description=cls.DESCRIPTION, options=dict(cls.OPTIONS))
+        register(name, cls, description=cls.DESCRIPTION)  # options: cls's signature

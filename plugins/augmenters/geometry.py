@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 
-from codabench_kit.components.selection import check_choice
-from codabench_kit.plugins.augmenters.base import (
-    Augmenter,
-    FILL_MODES,
-    _per_image,
-    _select,
-)
+from codabench_kit.api import Augmenter, check_choice
+from codabench_kit.training.augmenter import per_image, select_per_image
 from codabench_kit.plugins.augmenters.image_ops import _affine, _gray
+
+FILL_MODES = ("reflect", "constant", "nearest", "wrap", "mirror")
+"""How ``geometric`` fills the pixels a warp brings in from outside the image."""
 
 
 # --- symmetries ----------------------------------------------------------------------------
@@ -29,7 +27,6 @@ class Flips(Augmenter):
                    "have no orientation). probability 0.875: all 8 equally likely; "
                    "magnitude: no effect.")
     COMPILE = "xla"
-    OPTIONS = {"probability": 0.875, "magnitude": 1.0}
 
     def __init__(self, seed=0, probability=0.875, magnitude=1.0):
         super().__init__(seed, probability, magnitude)
@@ -39,10 +36,10 @@ class Flips(Augmenter):
 
         batch, height, width, _ = ops.shape(images)
         which = self.randint((batch,), 1, 8 if height == width else 4)
-        images = _select(which % 2 == 1, ops.flip(images, axis=2), images)
-        images = _select((which // 2) % 2 == 1, ops.flip(images, axis=1), images)
+        images = select_per_image(which % 2 == 1, ops.flip(images, axis=2), images)
+        images = select_per_image((which // 2) % 2 == 1, ops.flip(images, axis=1), images)
         if height == width:
-            images = _select(which >= 4, ops.transpose(images, (0, 2, 1, 3)), images)
+            images = select_per_image(which >= 4, ops.transpose(images, (0, 2, 1, 3)), images)
         return images
 
 
@@ -59,7 +56,6 @@ class Geometric(Augmenter):
     NAME = "geometric"
     DESCRIPTION = ("Free rotation, shear and translation in one affine warp (zoom opt-in: "
                    "zoom=true). magnitude 1: any angle, shear 0.25, shift 10%, zoom 1.25x.")
-    OPTIONS = {"probability": 0.8, "magnitude": 1.0, "zoom": False, "fill_mode": "reflect"}
 
     def __init__(self, seed=0, probability=0.8, magnitude=1.0, zoom=False,
                  fill_mode="reflect"):
@@ -102,7 +98,6 @@ class Color(Augmenter):
                    "brightness. magnitude 1: stains x1+-0.3, hue +-0.08 turn, saturation "
                    "x1+-0.5, contrast x1+-0.4, brightness +-20%.")
     COMPILE = "xla"
-    OPTIONS = {"probability": 0.8, "magnitude": 0.5}
 
     def __init__(self, seed=0, probability=0.8, magnitude=0.5):
         super().__init__(seed, probability, magnitude)
@@ -140,10 +135,10 @@ class Color(Augmenter):
         flat = ops.matmul(flat, matrix)
         x = ops.reshape(flat, (batch, height, width, 3))
 
-        contrast = _per_image(1.0 + self.uniform((batch,), -0.4, 0.4) * m)
+        contrast = per_image(1.0 + self.uniform((batch,), -0.4, 0.4) * m)
         mean = ops.mean(_gray(x), axis=(1, 2, 3), keepdims=True)
         x = (x - mean) * contrast + mean
-        x = x + _per_image(self.uniform((batch,), -0.2, 0.2) * m * 255.0)
+        x = x + per_image(self.uniform((batch,), -0.2, 0.2) * m * 255.0)
         return x
 
 

@@ -3,7 +3,11 @@ per-image convolutions and kernels, pixelation, hole filling, JPEG-like quality 
 
 from __future__ import annotations
 
-from codabench_kit.plugins.augmenters.base import _per_image
+from codabench_kit.training.augmenter import per_image
+
+FILLS = ("noise", "mean", "zero")
+"""What ``gridmask`` and ``erasing`` put into the holes: uniform noise 0..255, the
+image's mean colour, or black (see :func:`_fill`)."""
 
 
 def _contrast(images, factor):
@@ -11,7 +15,7 @@ def _contrast(images, factor):
     from keras import ops
 
     mean = ops.mean(_gray(images), axis=(1, 2, 3), keepdims=True)
-    return (images - mean) * _per_image(factor) + mean
+    return (images - mean) * per_image(factor) + mean
 
 
 def _gray(images):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-from codabench_kit.errors import OptionError
-from codabench_kit.components.selection import check_choice
-from codabench_kit.plugins.augmenters.base import Augmenter, FILLS, _per_image
-from codabench_kit.plugins.augmenters.image_ops import _fill, _grid
+from codabench_kit.api import Augmenter, OptionError, check_choice
+from codabench_kit.plugins.augmenters.image_ops import FILLS, _fill, _grid
+from codabench_kit.training.augmenter import per_image
 
 
 # --- occlusion -----------------------------------------------------------------------------
@@ -34,7 +33,6 @@ class GridMask(Augmenter):
     DESCRIPTION = ("GridMask: a rotated grid of square holes. magnitude 1: half the image "
                    "masked; fill mean|noise|zero.")
     COMPILE = "xla"
-    OPTIONS = {"probability": 0.5, "magnitude": 0.5, "fill": "mean", "rotate": True}
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, fill="mean", rotate=True):
         super().__init__(seed, probability, magnitude)
@@ -45,15 +43,15 @@ class GridMask(Augmenter):
         from keras import ops
 
         batch, height, width, _ = ops.shape(images)
-        period = _per_image(self.uniform((batch,), 0.25, 0.6) * min(height, width))[..., 0]
+        period = per_image(self.uniform((batch,), 0.25, 0.6) * min(height, width))[..., 0]
         side = math.sqrt(self.magnitude / 2.0) * period
         angle = self.uniform((batch,), 0.0, math.pi / 2)
         if not self.rotate:
             angle = angle * 0.0
-        cos, sin = _per_image(ops.cos(angle))[..., 0], _per_image(ops.sin(angle))[..., 0]
+        cos, sin = per_image(ops.cos(angle))[..., 0], per_image(ops.sin(angle))[..., 0]
         y, x = _grid(height, width)
-        u = x[None] * cos + y[None] * sin + _per_image(self.uniform((batch,)))[..., 0] * period
-        v = -x[None] * sin + y[None] * cos + _per_image(self.uniform((batch,)))[..., 0] * period
+        u = x[None] * cos + y[None] * sin + per_image(self.uniform((batch,)))[..., 0] * period
+        v = -x[None] * sin + y[None] * cos + per_image(self.uniform((batch,)))[..., 0] * period
         holes = (ops.mod(u, period) < side) & (ops.mod(v, period) < side)
         return ops.where(holes[..., None], _fill(self, images, self.fill), images)
 
@@ -67,7 +65,6 @@ class Erasing(Augmenter):
     NAME = "erasing"
     DESCRIPTION = ("Random erasing / cutout: count random rectangles. magnitude 1: up to "
                    "half the image each; fill noise|mean|zero.")
-    OPTIONS = {"probability": 0.5, "magnitude": 0.5, "count": 1, "fill": "noise"}
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, count=1, fill="noise"):
         super().__init__(seed, probability, magnitude)
@@ -125,7 +122,6 @@ class CutMix(_Mixer):
     NAME = "cutmix"
     DESCRIPTION = ("CutMix: paste a box of another image; labels mixed by the pasted area. "
                    "magnitude: the largest pasted area fraction (x Beta(alpha, alpha)).")
-    OPTIONS = {"probability": 0.5, "magnitude": 1.0, "alpha": 1.0}
 
     def __init__(self, seed=0, probability=0.5, magnitude=1.0, alpha=1.0):
         super().__init__(seed, probability, magnitude, alpha)
@@ -157,7 +153,6 @@ class MixUp(_Mixer):
     NAME = "mixup"
     DESCRIPTION = ("MixUp: blend with another image; labels mixed alike. magnitude: the "
                    "largest weight of the other image (x Beta(alpha, alpha)).")
-    OPTIONS = {"probability": 0.5, "magnitude": 1.0, "alpha": 0.4}
 
     def __init__(self, seed=0, probability=0.5, magnitude=1.0, alpha=0.4):
         super().__init__(seed, probability, magnitude, alpha)
@@ -168,7 +163,7 @@ class MixUp(_Mixer):
         batch = ops.shape(images)[0]
         share = self.draw_share(batch)
         other = self.partners(batch)
-        mixed = (1.0 - _per_image(share)) * images + _per_image(share) * ops.take(images, other,
+        mixed = (1.0 - per_image(share)) * images + per_image(share) * ops.take(images, other,
                                                                                   axis=0)
         share = share[:, None]
         return mixed, (1.0 - share) * labels + share * ops.take(labels, other, axis=0)

@@ -5,15 +5,8 @@ from __future__ import annotations
 import functools
 import math
 
-from codabench_kit.errors import OptionError
-from codabench_kit.components.selection import check_choice
-from codabench_kit.plugins.augmenters.base import (
-    Augmenter,
-    CORRUPTIONS,
-    _on_subset,
-    _per_image,
-    _xla,
-)
+from codabench_kit.api import Augmenter, OptionError, check_choice
+from codabench_kit.training.augmenter import on_subset, per_image, xla_compiled
 from codabench_kit.plugins.augmenters.image_ops import (
     _contrast,
     _convolve_per_image,
@@ -23,6 +16,10 @@ from codabench_kit.plugins.augmenters.image_ops import (
     _line_kernels,
     _pixelate,
 )
+
+CORRUPTIONS = ("deposits", "bubbles", "defocus", "motion", "pixelate", "brightness",
+               "contrast")
+"""The corruptions of ``corrupt``, in the order of its ``kinds`` option."""
 
 
 # --- noise and corruptions -----------------------------------------------------------------
@@ -37,7 +34,6 @@ class Noise(Augmenter):
     NAME = "noise"
     DESCRIPTION = ("One of Gaussian noise, Gaussian blur, JPEG quality loss per image. "
                    "magnitude 1: noise sigma 30, blur sigma 2.5 px, JPEG quality 5.")
-    OPTIONS = {"probability": 0.5, "magnitude": 0.5}
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5):
         super().__init__(seed, probability, magnitude)
@@ -50,12 +46,12 @@ class Noise(Augmenter):
         batch = ops.shape(images)[0]
         which = self.randint((batch,), 0, 3)
         strength = self.strengths(batch, low=0.2)
-        x = _on_subset(which == 0, lambda im, s: im + _per_image(30.0 * s)
+        x = on_subset(which == 0, lambda im, s: im + per_image(30.0 * s)
                        * self._normal(ops.shape(im)), images, strength)
-        x = _on_subset(which == 1, lambda im, s: _gaussian_blur(im, 2.5 * s), x, strength)
+        x = on_subset(which == 1, lambda im, s: _gaussian_blur(im, 2.5 * s), x, strength)
         # An XLA kernel compiles per batch size: whole batches only (see _jpeg_kernel).
         jpeg = _jpeg if dynamic_subsets() else _jpeg_kernel()
-        return _on_subset(which == 2, lambda im, s: jpeg(im, 100.0 - 95.0 * s), x, strength)
+        return on_subset(which == 2, lambda im, s: jpeg(im, 100.0 - 95.0 * s), x, strength)
 
     def _normal(self, shape):
         from keras import random
@@ -69,7 +65,7 @@ def _jpeg_kernel():
     Used where ``noise`` transforms whole batches and selects (JAX, where it is ``_jpeg``
     as it is, and eager calls, where it compiles once per subset size: slow, but the same
     result); a plain graph gathers subsets of run-time size, so it runs ``_jpeg`` there."""
-    return _xla(_jpeg)
+    return xla_compiled(_jpeg)
 
 
 _SEVERITY = {  # per severity 1..5
@@ -100,7 +96,6 @@ class Corrupt(Augmenter):
     DESCRIPTION = ("Microscopy corruptions (MedMNIST-C kind): stain deposits, bubbles, "
                    "defocus, motion blur, pixelation, brightness, contrast. severity 1-5, "
                    "0: random per image up to round(1 + 4 x magnitude).")
-    OPTIONS = {"probability": 0.5, "magnitude": 1.0, "severity": 0, "kinds": list(CORRUPTIONS)}
 
     def __init__(self, seed=0, probability=0.5, magnitude=1.0, severity=0, kinds=CORRUPTIONS):
         super().__init__(seed, probability, magnitude)
@@ -136,29 +131,29 @@ class Corrupt(Augmenter):
         kind = ops.take(codes, self.randint((batch,), 0, len(self.kinds)))
         size = min(height, width) / 96.0
         x = images
-        x = _on_subset(kind == CORRUPTIONS.index("deposits"),
+        x = on_subset(kind == CORRUPTIONS.index("deposits"),
                        lambda im, s: self._deposits(im, s, size), x, severity)
-        x = _on_subset(kind == CORRUPTIONS.index("bubbles"),
+        x = on_subset(kind == CORRUPTIONS.index("bubbles"),
                        lambda im, s: self._bubbles(im, s, size), x, severity)
         defocus_radius = self._table("defocus_radius", severity) * min(size, 1.25)
-        x = _on_subset(kind == CORRUPTIONS.index("defocus"),
+        x = on_subset(kind == CORRUPTIONS.index("defocus"),
                        lambda im, r: _convolve_per_image(im, _disc_kernels(r)), x, defocus_radius)
         length = self._table("motion_length", severity)
         angle = self.uniform((batch,), 0.0, math.pi)
-        x = _on_subset(kind == CORRUPTIONS.index("motion"),
+        x = on_subset(kind == CORRUPTIONS.index("motion"),
                        lambda im, n, a: _convolve_per_image(im, _line_kernels(n, a)),
                        x, length, angle)
         blocks = ops.cast(self._table("pixel_block", severity), "int32")
         for block in sorted(set(_SEVERITY["pixel_block"])):
-            x = _on_subset((kind == CORRUPTIONS.index("pixelate")) & (blocks == block),
+            x = on_subset((kind == CORRUPTIONS.index("pixelate")) & (blocks == block),
                            lambda im, b=block: _pixelate(im, b), x)
         delta = self._table("brightness", severity) * self.signs((batch,))
-        x = _on_subset(kind == CORRUPTIONS.index("brightness"),
-                       lambda im, d: im + _per_image(d), x, delta)
+        x = on_subset(kind == CORRUPTIONS.index("brightness"),
+                       lambda im, d: im + per_image(d), x, delta)
         factor = self._table("contrast", severity)
         boost = self.uniform((batch,)) < 0.3  # sometimes more contrast instead of less
         factor = ops.where(boost, ops.minimum(1.0 / factor, 1.6), factor)
-        return _on_subset(kind == CORRUPTIONS.index("contrast"), _contrast, x, factor)
+        return on_subset(kind == CORRUPTIONS.index("contrast"), _contrast, x, factor)
 
     def _centres(self, batch, count, height, width, margin=0.0):
         cy = self.uniform((batch, count, 1, 1), margin, 1.0 - margin) * (height - 1)
@@ -235,7 +230,7 @@ class Corrupt(Augmenter):
                                           / (0.6 * rim_width)) ** 2)), axis=1)
         masks = self._full_size(ops.stack([disc, rim, outline], axis=-1), height, width)
         disc, rim, outline = masks[..., 0:1], masks[..., 1:2], masks[..., 2:3]
-        light = _per_image(self._table("bubble_light", severity))
+        light = per_image(self._table("bubble_light", severity))
         x = images + (255.0 - images) * ops.clip(light * disc + 0.6 * rim, 0.0, 1.0)
         return x * (1.0 - 0.35 * outline)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import math
 
-from codabench_kit.errors import OptionError
-from codabench_kit.plugins.augmenters.base import Augmenter, _on_subset, _per_image, _xla
+from codabench_kit.api import Augmenter, OptionError
+from codabench_kit.training.augmenter import on_subset, per_image, xla_compiled
 from codabench_kit.plugins.augmenters.image_ops import (
     _affine,
     _affine_matrices,
@@ -59,26 +59,26 @@ def _solarize(images, level):
     """Invert the pixels above 255 x (1 - level) (level 1: all)."""
     from keras import ops
 
-    threshold = _per_image(255.0 * (1.0 - level))
+    threshold = per_image(255.0 * (1.0 - level))
     return images + ops.cast(images >= threshold, "float32") * (255.0 - 2.0 * images)
 
 
 def _saturate(images, factor):
     gray = _gray(images)
-    return gray + (images - gray) * _per_image(factor)
+    return gray + (images - gray) * per_image(factor)
 
 
 def _posterize(images, level):
     """Keep 8 - round(4 x level) bits."""
     from keras import ops
 
-    step = _per_image(ops.power(2.0, ops.round(4.0 * level)))
+    step = per_image(ops.power(2.0, ops.round(4.0 * level)))
     return ops.floor(images / step) * step
 
 
 def _sharpen(images, factor):
     smooth = _smooth3(images)
-    return smooth + (images - smooth) * _per_image(factor)
+    return smooth + (images - smooth) * per_image(factor)
 
 
 class RandAugment(Augmenter):
@@ -93,7 +93,6 @@ class RandAugment(Augmenter):
     DESCRIPTION = ("RandAugment with keras.ops: num_ops per-image random operations of 14. "
                    "magnitude 1: rotate 30 deg, shear 0.3, shift 30%, factors 1+-0.9, "
                    "posterize 4 bits, solarize all.")
-    OPTIONS = {"probability": 1.0, "magnitude": 0.5, "num_ops": 2}
 
     def __init__(self, seed=0, probability=1.0, magnitude=0.5, num_ops=2):
         super().__init__(seed, probability, magnitude)
@@ -122,20 +121,20 @@ class RandAugment(Augmenter):
                     mask = mask | (_op == code[name])
                 return mask
 
-            x = _on_subset(is_("rotate", "shear_x", "shear_y", "translate_x", "translate_y"),
+            x = on_subset(is_("rotate", "shear_x", "shear_y", "translate_x", "translate_y"),
                            lambda im, *p: _affine(im, *p, ops.ones_like(p[0])), x,
                            chosen("rotate", signed * math.pi / 6),
                            chosen("shear_x", signed * 0.3), chosen("shear_y", signed * 0.3),
                            chosen("translate_x", signed * 0.3 * width),
                            chosen("translate_y", signed * 0.3 * height))
-            x = _on_subset(is_("autocontrast"), _autocontrast, x)
-            x = _on_subset(is_("equalize"), _equalize, x)
-            x = _on_subset(is_("solarize"), _solarize, x, level)
-            x = _on_subset(is_("color"), _saturate, x, factor)
-            x = _on_subset(is_("posterize"), _posterize, x, level)
-            x = _on_subset(is_("contrast"), _contrast, x, factor)
-            x = _on_subset(is_("brightness"), lambda im, f: im * _per_image(f), x, factor)
-            x = _on_subset(is_("sharpness"), _sharpen, x, factor)
+            x = on_subset(is_("autocontrast"), _autocontrast, x)
+            x = on_subset(is_("equalize"), _equalize, x)
+            x = on_subset(is_("solarize"), _solarize, x, level)
+            x = on_subset(is_("color"), _saturate, x, factor)
+            x = on_subset(is_("posterize"), _posterize, x, level)
+            x = on_subset(is_("contrast"), _contrast, x, factor)
+            x = on_subset(is_("brightness"), lambda im, f: im * per_image(f), x, factor)
+            x = on_subset(is_("sharpness"), _sharpen, x, factor)
             x = ops.clip(x, 0.0, 255.0)
         return x
 
@@ -175,7 +174,7 @@ class _LevelMaps:
         self.value = ops.broadcast_to(ops.arange(256, dtype="float32"), ops.shape(counts))
 
     @staticmethod
-    def _per_image(values):
+    def per_image(values):
         from keras import ops
 
         return ops.reshape(values, (-1, 1, 1))
@@ -209,13 +208,13 @@ class _LevelMaps:
     def posterize(self, level):
         from keras import ops
 
-        step = self._per_image(ops.power(2.0, ops.round(4.0 * level)))
+        step = self.per_image(ops.power(2.0, ops.round(4.0 * level)))
         return ops.floor(self.value / step) * step
 
     def solarize(self, level):
         from keras import ops
 
-        threshold = self._per_image(255.0 * (1.0 - level))
+        threshold = self.per_image(255.0 * (1.0 - level))
         return ops.where(self.value >= threshold, 255.0 - self.value, self.value)
 
     def apply(self, op, level, codes):
@@ -225,7 +224,7 @@ class _LevelMaps:
 
         value = self.value
         for name in ("autocontrast", "equalize", "posterize", "solarize"):
-            chosen = self._per_image(op == codes[name])
+            chosen = self.per_image(op == codes[name])
             value = ops.where(chosen, getattr(self, name)(level), value)
         self.value = ops.clip(ops.round(value), 0.0, 255.0)
 
@@ -273,8 +272,6 @@ class AugMix(Augmenter):
                    "chain_depth of 9 operations, mixed. magnitude 1: rotate 30 deg, shear 0.3, "
                    "shift 33%, posterize 4 bits, solarize all.")
     COMPILE = "graph"
-    OPTIONS = {"probability": 1.0, "magnitude": 0.3, "num_chains": 1, "chain_depth": 3,
-               "alpha": 1.0}
 
     def __init__(self, seed=0, probability=1.0, magnitude=0.3, num_chains=1, chain_depth=3,
                  alpha=1.0):
@@ -347,9 +344,9 @@ class AugMix(Augmenter):
         from keras import ops
 
         if self._plan is None:
-            self._plan = _xla(self.plan)
+            self._plan = xla_compiled(self.plan)
         levels, values, matrices, weights, keep = self._plan(images)
-        mixed = _per_image(keep) * images
+        mixed = per_image(keep) * images
         mix_in = _mix_in_kernel()
         for k in range(self.num_chains):
             mixed = mix_in(mixed, levels, values[k], matrices[k], weights[k])
@@ -361,9 +358,9 @@ def _mix_in(mixed, levels, value, matrix, weight):
 
     A kernel of its own, apart from ``AugMix.plan``: compiled together, XLA fuses the
     level-map gather into the warp's gathers and recomputes it, 6x slower."""
-    return mixed + _per_image(weight) * _warp(_apply_levels(value, levels), matrix)
+    return mixed + per_image(weight) * _warp(_apply_levels(value, levels), matrix)
 
 
 @functools.cache
 def _mix_in_kernel():
-    return _xla(_mix_in)
+    return xla_compiled(_mix_in)

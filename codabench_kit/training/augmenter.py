@@ -1,20 +1,13 @@
-"""Shared machinery of the built-in augmenters: the Augmenter base class (probability,
-magnitude, seed, per-image subsets) and option checks."""
+"""The base class of augmenters: per-image ``probability``, ``magnitude`` in [0, 1] and a
+seeded random stream, with the machinery that transforms a random subset of each batch.
+
+Every built-in augmenter derives from :class:`Augmenter`; a third-party one may too
+(``from codabench_kit.api import Augmenter``), or be any callable on a batch.
+"""
 
 from __future__ import annotations
 
-from codabench_kit.errors import OptionError
-
-FILLS = ("noise", "mean", "zero")
-"""What ``gridmask`` and ``erasing`` put into the holes: uniform noise 0..255, the
-image's mean colour, or black."""
-
-CORRUPTIONS = ("deposits", "bubbles", "defocus", "motion", "pixelate", "brightness",
-               "contrast")
-"""The corruptions of ``corrupt``, in the order of its ``kinds`` option."""
-
-FILL_MODES = ("reflect", "constant", "nearest", "wrap", "mirror")
-
+from codabench_kit.components.checks import check_unit
 
 # --- shared machinery ----------------------------------------------------------------------
 
@@ -25,7 +18,7 @@ def _keras():
     return import_keras()
 
 
-def _xla(function):
+def xla_compiled(function):
     """``function`` compiled by XLA on TensorFlow (a kernel that a graph-compiled
     augmenter calls where XLA is faster than the graph); as it is on the other backends
     (JAX compiles op by op, torch runs eagerly)."""
@@ -34,13 +27,6 @@ def _xla(function):
     import tensorflow as tf
 
     return tf.function(function, jit_compile=True, autograph=False)
-
-
-def _check_unit(name, key, value):
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise OptionError(f"{name}.{key} must be in [0, 1]; received {value!r}")
-    return value
 
 
 class Augmenter:
@@ -53,13 +39,12 @@ class Augmenter:
 
     NAME = ""
     DESCRIPTION = ""
-    OPTIONS = {"probability": 1.0, "magnitude": 0.5}
 
     def __init__(self, seed=0, probability=1.0, magnitude=0.5):
         keras = _keras()
         self.seed = int(seed)
-        self.probability = _check_unit(self.NAME, "probability", probability)
-        self.magnitude = _check_unit(self.NAME, "magnitude", magnitude)
+        self.probability = check_unit(self.NAME, "probability", probability)
+        self.magnitude = check_unit(self.NAME, "magnitude", magnitude)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     # random draws, all from this augmenter's own seeded stream
@@ -115,13 +100,13 @@ class Augmenter:
             out_images = ops.clip(ops.cast(out_images, "float32"), 0.0, 255.0)
             out_labels = ops.cast(out_labels, "float32")
             if self.probability < 1.0:
-                out_images = ops.where(_per_image(pick), out_images, images)
+                out_images = ops.where(per_image(pick), out_images, images)
                 out_labels = ops.where(ops.reshape(pick, (-1, 1)), out_labels, labels)
             return out_images, out_labels
         if self.probability >= 1.0:
             return self._transform_clipped(images), labels
         pick = self.uniform((batch,)) < self.probability
-        return _on_subset(pick, self._transform_clipped, images, exact=True), labels
+        return on_subset(pick, self._transform_clipped, images, exact=True), labels
 
     def _transform_clipped(self, images):
         from keras import ops
@@ -137,7 +122,7 @@ class Augmenter:
         raise NotImplementedError
 
 
-def _on_subset(chosen, fn, images, *params, exact=False):
+def on_subset(chosen, fn, images, *params, exact=False):
     """``fn(images[chosen], *(p[chosen] for p in params))`` written back into ``images``;
     the other images are returned as they are.
 
@@ -162,8 +147,8 @@ def _on_subset(chosen, fn, images, *params, exact=False):
     except Exception:  # traced (no concrete mask), or JAX
         transformed = fn(images, *params)
         if exact:
-            return ops.where(_per_image(chosen), transformed, images)
-        return _select(chosen, transformed, images)
+            return ops.where(per_image(chosen), transformed, images)
+        return select_per_image(chosen, transformed, images)
     if not mask.any():
         return images
     if mask.all():
@@ -175,7 +160,7 @@ def _on_subset(chosen, fn, images, *params, exact=False):
 
 
 def _on_subset_in_graph(chosen, fn, images, params):
-    """``_on_subset`` while tracing a plain TensorFlow graph: the subset's size is a run-time
+    """``on_subset`` while tracing a plain TensorFlow graph: the subset's size is a run-time
     value; an empty subset skips ``fn`` (some ops reject an empty batch)."""
     import tensorflow as tf
 
@@ -188,13 +173,13 @@ def _on_subset_in_graph(chosen, fn, images, params):
     return tf.cond(tf.size(index) > 0, transformed, lambda: images)
 
 
-def _per_image(values):
+def per_image(values):
     from keras import ops
 
     return ops.reshape(values, (-1, 1, 1, 1))
 
 
-def _select(chosen, transformed, images):
+def select_per_image(chosen, transformed, images):
     """Per image (chosen: (B,) bool), ``transformed`` where chosen, else ``images``.
 
     A 0/1 blend: exact for finite values and, on TensorFlow's CPU, 3x faster than
