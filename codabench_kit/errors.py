@@ -22,7 +22,8 @@ class DuplicateComponentError(PluginError):
 
 
 class OptionError(CbkError):
-    """A component option (``--set name.key=value`` or cbk.toml) is unknown or malformed."""
+    """An option is unknown, malformed or clashes with another: a command's, or a
+    component's (``--set name.key=value`` or cbk.toml). The CLI shows it as a usage error."""
 
 
 class BuildError(CbkError):

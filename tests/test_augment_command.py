@@ -3,7 +3,7 @@
 import numpy as np
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 
 
 def small_npz(path, n=24):
@@ -50,11 +50,11 @@ def test_bad_inputs_fail_before_any_work_and_write_nothing(tmp_path):
     existing = tmp_path / "kept.npz"
     existing.write_bytes(b"precious")
     cases = [
-        (["--plugins", "cnn"], "cbk augment applies augmenters only; received cnn (backbone)"),
+        (["--plugins", "cnn"], "cbk augment runs augmenters only; received cnn (backbone)"),
         (["--plugins", ""], "expected one or more augmenter names; received ''"),
         (["--plugins", "corupt"], "Did you mean 'corrupt'"),
         (["--plugins", "corrupt", "--set", "corrupt.severity=9"], "corrupt.severity must be"),
-        (["--plugins", "corrupt", "--out", str(tmp_path / "x.png")], "ending in .npz"),
+        (["--plugins", "corrupt", "--out", str(tmp_path / "x.png")], "expected --out to end in .npz"),
         (["--plugins", "corrupt", "--out", str(existing)], "already exists"),
     ]
     for args, message in cases:

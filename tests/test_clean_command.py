@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 from conftest import shared_file
 from dirty_data import make_dirty, score
 

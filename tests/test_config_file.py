@@ -4,7 +4,7 @@ import tomllib
 
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 
 
 def write(path, text):

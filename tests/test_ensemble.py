@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 
 TINY = ["--demo-size", "12", "--epochs", "1", "--set", "cnn.width=8", "--no-validate"]
 

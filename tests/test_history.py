@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 from codabench_kit.errors import HistoryError
 from codabench_kit.packaging.history import read_history, read_submission, table_lines
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 from codabench_kit.validation import validate_zip
 from codabench_kit.validation.fidelity import Budget
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli, main
+from codabench_kit.cli import cli, main
 from codabench_kit.errors import DuplicateComponentError, UnknownComponentError
 from codabench_kit.components.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
 from codabench_kit.components.registry import Registry
@@ -163,7 +163,7 @@ def test_builtins_load_when_no_entry_point_declares_them(monkeypatch):
 
 
 def test_listing_never_imports_tensorflow_or_keras():
-    code = ("import sys; from codabench_kit.cli.commands import main\n"
+    code = ("import sys; from codabench_kit.cli import main\n"
             "try:\n    main(['plugins', '--json'])\nexcept SystemExit:\n    pass\n"
             "print('HEAVY', sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') "
             "if m in sys.modules))")

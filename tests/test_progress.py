@@ -5,8 +5,9 @@ import io
 import numpy as np
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
-from codabench_kit.progress import NullBar, TerminalProgress, bar
+from codabench_kit.cli import cli
+from codabench_kit.cli.terminal import TerminalProgress
+from codabench_kit.progress import NullBar, bar
 
 
 class Terminal(io.StringIO):
@@ -81,12 +82,16 @@ def test_a_failed_build_writes_no_log(tmp_path):
 def test_evaluation_draws_a_bar_per_test_set():
     import keras
 
+    from codabench_kit.evaluation.heldout_sets import HeldoutSets, TestSet
     from codabench_kit.evaluation.metrics import heldout_metrics
 
     recorder = Recorder()
     model = keras.Sequential([keras.Input((96, 96, 3)), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(8, activation="softmax")])
     images = np.zeros((70, 96, 96, 3), "uint8")
-    heldout = {"images": images, "images_augmented": images, "labels": np.zeros(70, int)}
+    heldout = HeldoutSets(clean=TestSet(images, np.zeros(70, int)),
+                          augmented=TestSet(images, np.zeros(70, int)),
+                          corruptions=np.array(["blur@1"] * 70), seed=0, policy="mixed:n=2",
+                          ops_per_image=2)
     heldout_metrics(model, heldout, 8, batch_size=32, progress=recorder)
     assert recorder.bars == [["evaluate clean test", 3, 3], ["evaluate augmented test", 3, 3]]

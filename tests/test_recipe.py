@@ -165,7 +165,7 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
 
     from click.testing import CliRunner
 
-    from codabench_kit.cli.commands import cli
+    from codabench_kit.cli import cli
 
     out = tmp_path / "mixed.zip"
     result = CliRunner().invoke(cli, ["build", "--demo-size", "12", "--epochs", "1",
@@ -186,7 +186,7 @@ def test_mixed_precision_training_ships_a_float32_model(tmp_path):
 @pytest.mark.parametrize("with_tta, without, verdict", [
     (0.80, 0.75, "it helps"), (0.70, 0.75, "it hurts"), (0.75, 0.75, "it does not help")])
 def test_tta_gain_says_whether_the_strategy_helps(with_tta, without, verdict):
-    from codabench_kit.build.run import tta_gain, tta_gain_line
+    from codabench_kit.evaluation.shipped_model import tta_gain, tta_gain_line
 
     metrics = lambda aug: {"clean_test": {"accuracy": 0.9},  # noqa: E731
                            "augmented_test": {"accuracy": aug}}

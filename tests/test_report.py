@@ -14,13 +14,20 @@ from click.testing import CliRunner
 
 from codabench_kit.errors import OutputExistsError
 from codabench_kit.evaluation.heldout import CORRUPTIONS
-from codabench_kit.report.html import (SECTIONS, ReportInputs, per_class_scores, report_paths_for,
+from codabench_kit.packaging.paths import SubmissionPaths
+from codabench_kit.report.html import (SECTIONS, ReportInputs, per_class_scores,
                                   write_report)
 from codabench_kit.report.saliency import Saliency, SaliencyExample
 
 NAMES = ["basophil", "eosinophil", "erythroblast", "ig <b>&amp;</b>", "lymphocyte",
          "monocyte", "neutrophil", "platelet"]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def report_files(zip_path):
+    """The report's page and picture folder beside ``zip_path``."""
+    paths = SubmissionPaths(zip_path)
+    return paths.report, paths.report_dir
 
 
 def fake_inputs(seed: int = 0) -> ReportInputs:
@@ -102,7 +109,7 @@ def fake_report(tmp_path_factory):
 
 def test_every_section_is_there_with_its_pictures_embedded(fake_report):
     out, page = fake_report
-    html_path, folder = report_paths_for(out)
+    html_path, folder = report_files(out)
     assert page == html_path and page.name == "fake.report.html" and folder.name == "fake.report"
     text = page.read_text(encoding="utf-8")
     for key, title in SECTIONS:
@@ -153,6 +160,7 @@ def test_no_saliency_says_why(tmp_path):
 def test_saliency_of_a_small_model_highlights_what_it_looks_at():
     """A model that only reads the top-left pixel: its gradients are there and only there."""
     from codabench_kit.backend import import_keras
+    from codabench_kit.evaluation.heldout_sets import HeldoutSets, TestSet
     from codabench_kit.report.saliency import misclassified_saliency
 
     keras = import_keras()
@@ -162,9 +170,10 @@ def test_saliency_of_a_small_model_highlights_what_it_looks_at():
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     probabilities = np.asarray(model.predict(images.astype("float32"), verbose=0))
     labels = 1 - probabilities.argmax(-1)  # every image misclassified
-    heldout = {"images": images, "labels": labels, "probabilities": probabilities,
-               "images_augmented": images, "probabilities_augmented": probabilities,
-               "corruptions": np.array(["blur@1"] * 6)}
+    heldout = HeldoutSets(clean=TestSet(images, labels, probabilities),
+                          augmented=TestSet(images, labels, probabilities),
+                          corruptions=np.array(["blur@1"] * 6), seed=0, policy="mixed:n=2",
+                          ops_per_image=2)
     result = misclassified_saliency(model, heldout, backend=keras.backend.backend(), limit=4,
                                     samples=2)
     assert [(e.split, e.index) for e in result.examples] == [
@@ -208,7 +217,7 @@ def test_headless_chromium_renders_the_report(fake_report, tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_build_writes_its_report(tmp_path):
-    from codabench_kit.cli.commands import cli
+    from codabench_kit.cli import cli
     from test_roundtrip import TINY
 
     out = tmp_path / "tiny.zip"
@@ -217,7 +226,7 @@ def test_a_tiny_build_writes_its_report(tmp_path):
     result = CliRunner().invoke(cli, ["build", *args, "--set", "outliers.share=0.05",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output + str(result.exception)
-    page, folder = report_paths_for(out)
+    page, folder = report_files(out)
     assert f"report: {page}" in result.stderr
     text = page.read_text(encoding="utf-8")
     for key, title in SECTIONS:
@@ -234,10 +243,10 @@ def test_a_tiny_build_writes_its_report(tmp_path):
 
 @pytest.mark.parametrize("existing", ["page", "folder"])
 def test_build_refuses_an_existing_report_before_any_work(tmp_path, existing):
-    from codabench_kit.cli.commands import cli
+    from codabench_kit.cli import cli
     from test_roundtrip import TINY
 
-    page, folder = report_paths_for(tmp_path / "sub.zip")
+    page, folder = report_files(tmp_path / "sub.zip")
     if existing == "page":
         page.write_text("precious")
     else:

@@ -16,14 +16,15 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 from codabench_kit.errors import OutputExistsError
 from codabench_kit.evaluation.heldout import (CORRUPTIONS, HELDOUT_SEED, SEVERITIES, PolicyError,
                                    corrupt, make_augmented_test_set, make_heldout_set,
                                    parse_policy)
 from codabench_kit.evaluation.robustness import (blocks, report_from_predictions, robustness_inputs,
                                       robustness_report, table_lines)
-from codabench_kit.report.chart import chart_path_for, write_chart
+from codabench_kit.packaging.paths import SubmissionPaths
+from codabench_kit.report.chart import write_chart
 
 RNG = np.random.default_rng(11)
 IMAGES = RNG.integers(0, 256, (10, 96, 96, 3), dtype=np.uint8)
@@ -119,15 +120,16 @@ def test_corruptions_policy_is_every_corruption_at_every_severity():
 
 
 def test_split_keeps_the_policy_and_labels_of_a_larger_augmented_set():
-    from codabench_kit.build.run import BuildConfig, _split
+    from codabench_kit.build.config import BuildConfig
+    from codabench_kit.build.run import _split
     from codabench_kit.data import demo_dataset
 
     clean = demo_dataset(seed=0, per_class=12)
     lines = []
     _, heldout = _split(BuildConfig(heldout_policy="corruptions"), clean, lines.append)
-    n = len(heldout["labels"])
-    assert heldout["policy"] == "corruptions" and len(heldout["images_augmented"]) == 40 * n
-    assert np.array_equal(heldout["labels_augmented"], np.tile(heldout["labels"], 40))
+    n = len(heldout.clean)
+    assert heldout.policy == "corruptions" and len(heldout.augmented.images) == 40 * n
+    assert np.array_equal(heldout.augmented.labels, np.tile(heldout.clean.labels, 40))
     assert any("held-out augmented test set (corruptions)" in line for line in lines)
 
 
@@ -198,7 +200,7 @@ def test_table_has_one_row_per_corruption_then_the_references():
 def test_chart_is_a_png_written_atomically_and_never_overwritten(tmp_path):
     predict, _ = right_on_clean_only(IMAGES, LABELS)
     report = robustness_report(predict, IMAGES, LABELS)
-    path = chart_path_for(tmp_path / "sub.zip")
+    path = SubmissionPaths(tmp_path / "sub.zip").chart
     assert path.name == "sub.robustness.png"
     write_chart(report, path)
     with Image.open(path) as image:
@@ -320,7 +322,7 @@ def test_build_stores_prints_and_charts_the_report(built):
     for line in table_lines(report):
         assert line in result.stderr
     assert "robustness report in " in result.stderr
-    chart = chart_path_for(out)
+    chart = SubmissionPaths(out).chart
     assert f"robustness chart: {chart}" in result.stderr
     with Image.open(chart) as image:
         image.verify()
@@ -330,7 +332,7 @@ def test_build_stores_prints_and_charts_the_report(built):
 
 
 def test_build_refuses_an_existing_chart_before_any_work(tmp_path):
-    chart = chart_path_for(tmp_path / "sub.zip")
+    chart = SubmissionPaths(tmp_path / "sub.zip").chart
     chart.write_bytes(b"precious")
     result = CliRunner().invoke(cli, ["build", *TINY, "--out", str(tmp_path / "sub.zip")])
     assert result.exit_code == 1 and "already exists" in result.stderr

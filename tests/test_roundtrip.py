@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 
 TINY = ["--demo-size", "12", "--epochs", "1", "--seed", "3", "--set", "cnn.width=8",
         "--set", "head.dense=16", "--set", "train.optimizer=lion",

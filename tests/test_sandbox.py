@@ -25,7 +25,7 @@ from click.testing import CliRunner
 import test_validate
 from test_validate import assert_rejected, model, validate, write_zip
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 from codabench_kit.errors import CbkError
 from codabench_kit.validation.sandbox import SANDBOX_ENV, Sandbox, choose_sandbox
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codabench_kit.cli.commands import cli
+from codabench_kit.cli import cli
 from codabench_kit.errors import CbkError, OutputExistsError, PluginError
 from codabench_kit.components.plugin_manager import PluginManager
 from codabench_kit.components.registry import KINDS, Component, Registry

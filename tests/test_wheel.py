@@ -31,7 +31,7 @@ def test_wheel_contents(tmp_path):
     assert all(top == "codabench_kit" or top.endswith(".dist-info") for top in tops), tops
     assert "[codabench_kit]" in entry_points
     assert "backbones = codabench_kit.plugins.backbones" in entry_points
-    assert "cbk = codabench_kit.cli.commands:main" in entry_points
+    assert "cbk = codabench_kit.cli:main" in entry_points
 
     # Installed from the wheel (not the source tree), the plugins load and list.
     site = tmp_path / "site"

@@ -16,6 +16,9 @@ import numpy as np
 
 from codabench_kit.errors import BuildError
 
+MAX_REMOVED_SHARE = 0.5
+"""Stop when one cleaner would remove more than this share of its input (default)."""
+
 
 @dataclass
 class CleanResult:
@@ -82,7 +85,8 @@ def _checked(name: str, result: CleanResult, n: int) -> tuple[np.ndarray, np.nda
     return keep, repeats, weights
 
 
-def run_cleaners(cleaners, dataset, *, max_removed_share: float = 0.5) -> CleaningOutcome:
+def run_cleaners(cleaners, dataset, *,
+                 max_removed_share: float = MAX_REMOVED_SHARE) -> CleaningOutcome:
     """Apply ``[(name, clean_fn), ...]`` in order to ``dataset``; each cleaner sees the
     rows the previous ones kept (once each)."""
     index = np.arange(len(dataset.labels))

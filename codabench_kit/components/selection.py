@@ -189,3 +189,33 @@ def select(
             for key, value in values.items():
                 selection.options[name][key] = coerce(component, key, value)
     return selection
+
+
+def component_choices(plugin_names: str | None, assignments, config: str | None):
+    """``(names, settings, file_settings)`` from ``--plugins``, ``--set`` and a cbk.toml
+    (``config``, else ./cbk.toml when present); names given win over the file's."""
+    file_config: dict[str, Any] = {"plugins": [], "options": {}}
+    config_path = config or ("cbk.toml" if Path("cbk.toml").is_file() else None)
+    if config_path:
+        file_config = read_config(config_path)
+    names = split_names(plugin_names) or file_config["plugins"]
+    return names, parse_set(assignments), file_config["options"]
+
+
+def select_kind(registry: Registry, kind: str, command: str, names: list[str],
+                settings: dict[str, dict[str, Any]] | None = None,
+                file_settings: dict[str, dict[str, Any]] | None = None
+                ) -> list[tuple[Component, dict[str, Any]]]:
+    """The components of one ``kind`` that ``command`` (``cbk clean``, ``cbk augment``)
+    runs, in order, their options resolved into :meth:`Selection.options_for`.
+
+    A name of another kind is an error; a cbk.toml's tables for other kinds (a build's
+    backbone, say) are left out, since the command runs only this kind."""
+    others = [n for n in names if n in registry and registry.get(n).kind != kind]
+    if others:
+        raise OptionError(f"{command} runs {kind}s only; received {', '.join(others)} "
+                          f"({', '.join(registry.get(n).kind for n in others)})")
+    file_settings = {k: v for k, v in (file_settings or {}).items()
+                     if k in registry and registry.get(k).kind == kind}
+    selection = select(registry, names, settings, file_settings)
+    return [(c, selection.options_for(c.name)) for c in selection.of(kind)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from codabench_kit.evaluation.heldout_sets import HeldoutSets
+
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
                            num_classes: int) -> dict:
@@ -22,26 +24,21 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
     }
 
 
-HELDOUT_SPLITS = (("clean_test", "images"), ("augmented_test", "images_augmented"))
-"""Metric name and ``heldout`` key of the two test sets every build scores."""
-
-
-def heldout_metrics(model, heldout: dict, num_classes: int, *, batch_size: int = 64,
-                    progress=None, label: str = "evaluate") -> dict:
-    """Metrics of ``model`` on the clean and augmented test sets of ``heldout``; adds its
-    probabilities to ``heldout`` (``probabilities``, ``probabilities_augmented``). A bar
-    per test set where ``progress`` draws bars."""
+def heldout_metrics(model, heldout: HeldoutSets, num_classes: int, *, batch_size: int = 64,
+                    progress=None, label: str = "evaluate") -> tuple[dict, HeldoutSets]:
+    """``(metrics, heldout)``: metrics of ``model`` on the clean and augmented test sets,
+    and the held-out sets with its probabilities. A bar per test set where ``progress``
+    draws bars."""
     from codabench_kit.progress import predict_callbacks
 
-    metrics = {}
-    for split, key in HELDOUT_SPLITS:
-        images = heldout[key]
+    metrics, probabilities = {}, []
+    for split, test_set in heldout.splits():
         callbacks = predict_callbacks(progress, f"{label} {split.replace('_', ' ')}",
-                                      -(-len(images) // batch_size))
-        probabilities = np.asarray(model.predict(images.astype("float32"), verbose=0,
-                                                 batch_size=batch_size, callbacks=callbacks),
-                                   dtype="float32")
-        heldout[key.replace("images", "probabilities")] = probabilities
-        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
-        metrics[split] = classification_metrics(labels, probabilities.argmax(-1), num_classes)
-    return metrics
+                                      -(-len(test_set.images) // batch_size))
+        predicted = np.asarray(model.predict(test_set.images.astype("float32"), verbose=0,
+                                             batch_size=batch_size, callbacks=callbacks),
+                               dtype="float32")
+        probabilities.append(predicted)
+        metrics[split] = classification_metrics(test_set.labels, predicted.argmax(-1),
+                                                num_classes)
+    return metrics, heldout.with_probabilities(*probabilities)

@@ -78,3 +78,11 @@ def write_new_file(path: Path, write: Callable[[Path], None]) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def write_npz_atomically(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` (a compressed .npz) via a temporary file; never
+    replaces an existing file."""
+    import numpy as np
+
+    write_new_file(path, lambda partial: np.savez_compressed(partial, **arrays))

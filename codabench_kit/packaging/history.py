@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from codabench_kit.errors import HistoryError
-from codabench_kit.packaging.package import build_record_path_for
+from codabench_kit.packaging.paths import SubmissionPaths
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024**2
@@ -204,7 +204,7 @@ def _sha256(path: Path) -> str:
 def _created(path: Path, manifest: dict, digest: str) -> tuple[str | None, str]:
     """The build date: the build record's (when it describes these very bytes), an
     older manifest's ``created``, or the zip's modification time."""
-    record_path = build_record_path_for(path)
+    record_path = SubmissionPaths(path).build_record
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

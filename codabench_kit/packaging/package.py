@@ -22,6 +22,7 @@ deterministic (:mod:`codabench_kit.packaging.export`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -34,11 +35,13 @@ from typing import Callable
 import numpy as np
 
 from codabench_kit.errors import BuildError
+from codabench_kit.evaluation.heldout_sets import HeldoutSets, TestSet
 from codabench_kit.packaging.bundle import (ensure_absent, publish, tree_entries, write_new_file,
                                              write_zip)
 from codabench_kit.packaging.export import (export_savedmodel, require_tensorflow,
                                              savedmodel_probabilities)
-from codabench_kit.report.chart import chart_path_for, write_chart
+from codabench_kit.packaging.paths import SubmissionPaths
+from codabench_kit.report.chart import write_chart
 from codabench_kit.validation.fidelity import PARITY_TOLERANCE, PROBE_FILE, Budget
 
 FIDELITY_TOLERANCE = 1e-4
@@ -49,16 +52,6 @@ them, for ``cbk validate``'s parity check in the target environment."""
 
 def model_py_template() -> bytes:
     return resources.files("codabench_kit.templates").joinpath("model.py").read_bytes()
-
-
-def heldout_path_for(zip_path: Path) -> Path:
-    return zip_path.with_name(zip_path.stem + ".heldout.npz")
-
-
-def build_record_path_for(zip_path: Path) -> Path:
-    """``<zip stem>.build.json`` beside the zip: when, how long and from where."""
-    zip_path = Path(zip_path)
-    return zip_path.with_name(zip_path.stem + ".build.json")
 
 
 VOLATILE_KEYS = (("created",), ("training", "seconds"), ("robustness", "seconds"))
@@ -106,7 +99,7 @@ def write_build_record(zip_path: Path, beside: dict) -> Path:
               **beside}
     record.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    return write_new_file(build_record_path_for(zip_path),
+    return write_new_file(SubmissionPaths(zip_path).build_record,
                           lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
@@ -119,21 +112,42 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
     record's values put back. Nothing is left at ``out_path`` unless every check passed.
     """
     runs = list(run) if isinstance(run, (list, tuple)) else [run]
-    out_path = Path(out_path)
-    ensure_absent(out_path)
-    heldout_out = heldout_path_for(out_path)
-    ensure_absent(heldout_out)
-    chart_out = chart_path_for(out_path)
-    ensure_absent(chart_out)
-    record_out = build_record_path_for(out_path)
-    ensure_absent(record_out)
+    paths = SubmissionPaths(out_path)
+    for path in (paths.zip, paths.heldout, paths.chart, paths.build_record):
+        ensure_absent(path)
     for member in runs:
-        require_tensorflow(member.path, out_path)
+        require_tensorflow(member.path, paths.zip)
     if len(runs) > 1:
         check_ensemble(runs)
-    recipe = runs[0].recipe
-    heldout = runs[0].heldout()
+    _require_tensorflow_backend(runs, paths.zip)
+    progress("packaging: rebuilding the classifier from the run's weights"
+             if len(runs) == 1 else
+             f"packaging: rebuilding the {len(runs)} members of the ensemble")
+    model = shipped_model(runs, registry)
+    manifest, heldout = runs[0].manifest.to_dict(), runs[0].heldout()
+    if len(runs) > 1:
+        manifest, heldout = ensemble_manifest(runs, model, heldout, progress)
+    paths.zip.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cbk-package-") as scratch:
+        artifact = Path(scratch) / "artifact"
+        progress("packaging: exporting the SavedModel")
+        export_savedmodel(model, artifact)
+        manifest.update(artifact_sections(artifact, heldout.clean, progress))
+        inside, beside = split_manifest(manifest)
+        entries = {"model.py": model_py_template(),
+                   "manifest.json": json.dumps(inside, indent=2, sort_keys=True).encode(),
+                   PROBE_FILE: probe_bytes(heldout.clean),
+                   **tree_entries(artifact, "artifact")}
+        _publish(paths, entries, heldout, manifest["num_classes"],
+                 timeout=timeout if validate else None, progress=progress)
+    # After the zip: a record or a chart never stands beside a failure.
+    progress(f"build record: {write_build_record(paths.zip, beside)}")
+    if manifest.get("robustness"):
+        progress(f"robustness chart: {write_chart(manifest['robustness'], paths.chart)}")
+    return manifest
 
+
+def _require_tensorflow_backend(runs, out_path: Path) -> None:
     from codabench_kit.backend import import_keras
 
     keras = import_keras()
@@ -143,75 +157,60 @@ def package_run(run, out_path: Path, registry, *, validate: bool = True,
             f"{keras.backend.backend()!r}. Run `KERAS_BACKEND=tensorflow cbk package "
             f"{' '.join(str(r.path) for r in runs)} --out {out_path}`"
         )
-    progress("packaging: rebuilding the classifier from the run's weights"
-             if len(runs) == 1 else
-             f"packaging: rebuilding the {len(runs)} members of the ensemble")
-    model = shipped_model(runs, registry)
-    if len(runs) > 1:
-        recipe, heldout = ensemble_recipe(runs, model, heldout, progress)
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="cbk-package-") as scratch:
-        artifact = Path(scratch) / "artifact"
-        progress("packaging: exporting the SavedModel")
-        export_savedmodel(model, artifact)
 
-        expected = heldout["probabilities"]
-        actual = savedmodel_probabilities(artifact, heldout["images"])
-        difference = float(np.max(np.abs(actual - expected))) if len(expected) else 0.0
-        agree = int(np.sum(actual.argmax(-1) == expected.argmax(-1)))
-        fidelity = {"max_abs_probability_difference": difference,
-                    "labels_equal": agree, "n": int(len(expected)),
-                    "tolerance": FIDELITY_TOLERANCE}
-        progress(f"packaging: artifact vs trained model on {len(expected)} test images: "
-                 f"max |dp| {difference:.2e}, {agree}/{len(expected)} labels equal")
-        if difference > FIDELITY_TOLERANCE or agree != len(expected):
-            raise BuildError(
-                f"the exported SavedModel does not reproduce the trained model: max "
-                f"probability difference {difference:.2e} (allowed {FIDELITY_TOLERANCE:.0e}), "
-                f"{agree}/{len(expected)} labels equal"
-            )
+def artifact_sections(artifact: Path, clean: TestSet, progress) -> dict:
+    """The manifest's ``artifact``, ``fidelity`` and ``probe`` sections, after checking that
+    the exported SavedModel reproduces the trained model's probabilities on ``clean``."""
+    expected = clean.probabilities
+    actual = savedmodel_probabilities(artifact, clean.images)
+    difference = float(np.max(np.abs(actual - expected))) if len(expected) else 0.0
+    agree = int(np.sum(actual.argmax(-1) == expected.argmax(-1)))
+    progress(f"packaging: artifact vs trained model on {len(expected)} test images: "
+             f"max |dp| {difference:.2e}, {agree}/{len(expected)} labels equal")
+    if difference > FIDELITY_TOLERANCE or agree != len(expected):
+        raise BuildError(
+            f"the exported SavedModel does not reproduce the trained model: max "
+            f"probability difference {difference:.2e} (allowed {FIDELITY_TOLERANCE:.0e}), "
+            f"{agree}/{len(expected)} labels equal"
+        )
+    return {
+        "artifact": {"format": "tf_saved_model", "path": "artifact",
+                     "input": "float32 images 0..255, shape (n, H, W, 3)",
+                     "output": "class probabilities averaged over TTA views"},
+        "fidelity": {"max_abs_probability_difference": difference, "labels_equal": agree,
+                     "n": int(len(expected)), "tolerance": FIDELITY_TOLERANCE},
+        "probe": {"path": PROBE_FILE, "images": int(min(PROBE_IMAGES, len(expected))),
+                  "tolerance": PARITY_TOLERANCE,
+                  "probabilities": "the trained model's, on the first clean test images"},
+    }
 
-        manifest = dict(recipe)
-        manifest["artifact"] = {"format": "tf_saved_model", "path": "artifact",
-                                "input": "float32 images 0..255, shape (n, H, W, 3)",
-                                "output": "class probabilities averaged over TTA views"}
-        manifest["fidelity"] = fidelity
-        probe = slice(0, PROBE_IMAGES)
-        manifest["probe"] = {"path": PROBE_FILE, "images": int(len(expected[probe])),
-                             "tolerance": PARITY_TOLERANCE,
-                             "probabilities": "the trained model's, on the first clean test images"}
-        inside, beside = split_manifest(manifest)
-        entries = {"model.py": model_py_template(),
-                   "manifest.json": json.dumps(inside, indent=2, sort_keys=True).encode(),
-                   PROBE_FILE: npz_bytes(images=heldout["images"][probe],
-                                         probabilities=expected[probe].astype(np.float32),
-                                         tolerance=np.float64(PARITY_TOLERANCE)),
-                   **tree_entries(artifact, "artifact")}
-        partial = out_path.with_name(f".{out_path.name}.partial")
-        partial_heldout = heldout_out.with_name(f".{heldout_out.name}.partial")
-        try:
-            write_zip(partial, entries)
-            predictions = expected.argmax(-1)
-            with open(partial_heldout, "wb") as fh:  # np.savez(path) would append .npz
-                np.savez(fh, images=heldout["images"], labels=heldout["labels"],
-                         predictions=predictions, images_augmented=heldout["images_augmented"],
-                         labels_augmented=heldout.get("labels_augmented",
-                                                      heldout["labels"]),
-                         predictions_augmented=heldout["probabilities_augmented"].argmax(-1))
-            if validate:
-                _validate_before_publishing(partial, heldout, predictions, recipe, timeout,
-                                            progress)
-            publish(partial, out_path)
-            publish(partial_heldout, heldout_out)
-        finally:
-            for leftover in (partial, partial_heldout):
-                leftover.unlink(missing_ok=True)
-    # After the zip: a record or a chart never stands beside a failure.
-    progress(f"build record: {write_build_record(out_path, beside)}")
-    if manifest.get("robustness"):
-        progress(f"robustness chart: {write_chart(manifest['robustness'], chart_out)}")
-    return manifest
+
+def probe_bytes(clean: TestSet) -> bytes:
+    """``probe.npz``: the first clean test images and the trained model's probabilities."""
+    probe = slice(0, PROBE_IMAGES)
+    return npz_bytes(images=clean.images[probe],
+                     probabilities=clean.probabilities[probe].astype(np.float32),
+                     tolerance=np.float64(PARITY_TOLERANCE))
+
+
+def _publish(paths: SubmissionPaths, entries: dict, heldout: HeldoutSets, num_classes: int,
+             *, timeout: float | None, progress) -> None:
+    """Write the zip and the held-out predictions as partial files, validate the zip
+    (unless ``timeout`` is None), then publish both; nothing is left on failure."""
+    partial = paths.zip.with_name(f".{paths.zip.name}.partial")
+    partial_heldout = paths.heldout.with_name(f".{paths.heldout.name}.partial")
+    try:
+        write_zip(partial, entries)
+        with open(partial_heldout, "wb") as fh:  # np.savez(path) would append .npz
+            np.savez(fh, **heldout.predictions_npz())
+        if timeout is not None:
+            _validate_before_publishing(partial, heldout.clean, num_classes, timeout, progress)
+        publish(partial, paths.zip)
+        publish(partial_heldout, paths.heldout)
+    finally:
+        for leftover in (partial, partial_heldout):
+            leftover.unlink(missing_ok=True)
 
 
 def shipped_model(runs, registry):
@@ -224,13 +223,13 @@ def shipped_model(runs, registry):
 
     keras = import_keras()
     members = []
-    for index, run in enumerate(runs):
-        classifier, _ = rebuild_classifier(run.recipe, registry)
+    for run in runs:
+        classifier, _ = rebuild_classifier(run.manifest, registry)
         classifier.load_weights(str(run.weights_path))
-        members.append(inference_model(classifier, make_tta(run.recipe, registry)))
+        members.append(inference_model(classifier, make_tta(run.manifest, registry)))
     if len(members) == 1:
         return members[0]
-    inputs = keras.Input(tuple(runs[0].recipe["image_shape"]), name="images")
+    inputs = keras.Input(tuple(runs[0].manifest.image_shape), name="images")
     outputs = [keras.Model(m.input, m.output, name=f"member_{i}")(inputs)
                for i, m in enumerate(members)]
     return keras.Model(inputs, keras.ops.mean(keras.ops.stack(outputs), axis=0),
@@ -239,18 +238,18 @@ def shipped_model(runs, registry):
 
 def check_ensemble(runs) -> None:
     """Members must agree on the image shape, the classes and their names."""
-    first = runs[0].recipe
+    first = runs[0].manifest
     for run in runs[1:]:
         for key in ("image_shape", "num_classes", "class_names"):
-            if run.recipe.get(key) != first.get(key):
+            if getattr(run.manifest, key) != getattr(first, key):
                 raise BuildError(
                     f"the runs of an ensemble must share their {key}: expected "
-                    f"{first.get(key)!r} (as {runs[0].path}), received {run.recipe.get(key)!r} "
-                    f"from {run.path}")
+                    f"{getattr(first, key)!r} (as {runs[0].path}), received "
+                    f"{getattr(run.manifest, key)!r} from {run.path}")
 
 
-def ensemble_recipe(runs, model, heldout, progress):
-    """The manifest's recipe for an ensemble, and the first run's held-out sets with the
+def ensemble_manifest(runs, model, heldout: HeldoutSets, progress) -> tuple[dict, HeldoutSets]:
+    """The manifest of an ensemble, and the first run's held-out sets with the
     ensemble's probabilities (what the artifact must reproduce) and metrics on them.
 
     Those metrics are honest only when every member was split the same way (same data
@@ -258,21 +257,13 @@ def ensemble_recipe(runs, model, heldout, progress):
     training images, and the manifest says so."""
     from codabench_kit.evaluation.metrics import heldout_metrics
 
-    first = runs[0].recipe
-    heldout = dict(heldout)
-    metrics = heldout_metrics(model, heldout, first["num_classes"])
-
-    def split_of(recipe):
-        return (recipe["data"]["fingerprint"], recipe["seed"], recipe["split"]["val_fraction"],
-                recipe["split"]["test_fraction"])
-
-    same_split = all(split_of(run.recipe) == split_of(first) for run in runs)
-    recipe = dict(first)
-    recipe["metrics"] = metrics
-    recipe["robustness"] = None
-    recipe["ensemble"] = {
-        "members": [{"run": str(run.path), "components": run.recipe["components"],
-                     "metrics": run.recipe.get("metrics", {})} for run in runs],
+    first = runs[0].manifest
+    metrics, heldout = heldout_metrics(model, heldout, first.num_classes)
+    same_split = all(run.manifest.split_identity() == first.split_identity() for run in runs)
+    manifest = dataclasses.replace(first, metrics=metrics, robustness=None).to_dict()
+    manifest["ensemble"] = {
+        "members": [{"run": str(run.path), "components": run.manifest.components,
+                     "metrics": run.manifest.metrics} for run in runs],
         "merge": "mean of the members' probabilities",
         "same_split": same_split,
     }
@@ -281,7 +272,7 @@ def ensemble_recipe(runs, model, heldout, progress):
              f"{metrics['augmented_test']['accuracy']:.3f}"
              + ("" if same_split else " (members were split differently: these test "
                 "images may have trained some members, so read these figures as optimistic)"))
-    return recipe, heldout
+    return manifest, heldout
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -297,16 +288,20 @@ def npz_bytes(**arrays) -> bytes:
     return buffer.getvalue()
 
 
-def _validate_before_publishing(zip_path, heldout, predictions, recipe, timeout, progress):
+def _validate_before_publishing(zip_path, clean: TestSet, num_classes: int, timeout: float,
+                                progress) -> None:
+    """``cbk validate`` on the zip, on the clean test set: it must run, and its
+    predictions must be the trained model's."""
     from codabench_kit.validation import validate_zip
 
     progress("packaging: validating the zip as Codabench runs it")
-    report = validate_zip(zip_path, images=heldout["images"], labels=heldout["labels"],
-                          num_classes=recipe["num_classes"], timeout=timeout, budget=Budget())
+    report = validate_zip(zip_path, images=clean.images, labels=clean.labels,
+                          num_classes=num_classes, timeout=timeout, budget=Budget())
     for line in report.lines():
         progress(f"  {line}")
     if not report.ok:
         raise BuildError("the submission failed validation; no zip was written")
+    predictions = clean.predictions
     if report.predictions is not None and not np.array_equal(report.predictions, predictions):
         same = int(np.sum(report.predictions == predictions))
         raise BuildError(

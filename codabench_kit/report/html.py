@@ -25,7 +25,9 @@ from typing import Callable
 
 import numpy as np
 
+from codabench_kit.evaluation.heldout_sets import HeldoutSets
 from codabench_kit.packaging.bundle import ensure_absent, write_new_file
+from codabench_kit.packaging.paths import SubmissionPaths
 from codabench_kit.report.saliency import Saliency
 
 STYLE = """
@@ -51,22 +53,6 @@ SECTIONS = (("data", "Data"), ("cleaning", "Cleaning"), ("training", "Training")
             ("robustness", "Robustness"), ("tta", "TTA gain"), ("saliency", "Saliency"))
 
 
-def report_path_for(zip_path: Path) -> Path:
-    """``<zip stem>.report.html`` beside the zip."""
-    zip_path = Path(zip_path)
-    return zip_path.with_name(zip_path.stem + ".report.html")
-
-
-def report_dir_for(zip_path: Path) -> Path:
-    """``<zip stem>.report/`` beside the zip: the report's PNG files."""
-    zip_path = Path(zip_path)
-    return zip_path.with_name(zip_path.stem + ".report")
-
-
-def report_paths_for(zip_path: Path) -> tuple[Path, Path]:
-    return report_path_for(zip_path), report_dir_for(zip_path)
-
-
 @dataclass
 class ReportInputs:
     """What the report shows. ``manifest``: the build's (see ``cbk build``)."""
@@ -82,7 +68,7 @@ class ReportInputs:
     saliency: Saliency | None = None
 
 
-def write_build_report(zip_path: Path, manifest: dict, *, dataset, outcome, heldout: dict,
+def write_build_report(zip_path: Path, manifest: dict, *, dataset, outcome, heldout: HeldoutSets,
                        classifier, progress: Callable[[str], None] = lambda s: None) -> Path:
     """The report of a finished ``cbk build`` (call it after the zip is published);
     returns the HTML page's path."""
@@ -103,7 +89,8 @@ def write_build_report(zip_path: Path, manifest: dict, *, dataset, outcome, held
 def write_report(zip_path: Path, inputs: ReportInputs) -> Path:
     """Write the report of ``inputs`` beside ``zip_path``; returns the HTML page's path.
     Refuses existing paths; leaves nothing half-written."""
-    page, folder = report_paths_for(zip_path)
+    paths = SubmissionPaths(zip_path)
+    page, folder = paths.report, paths.report_dir
     ensure_absent(page)
     ensure_absent(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

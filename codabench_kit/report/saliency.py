@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codabench_kit.evaluation.heldout_sets import HeldoutSets
+
 SAMPLES = 8
 """Noisy copies per image (SmoothGrad); 1 gives vanilla gradients."""
 NOISE = 0.1
@@ -55,17 +57,15 @@ class Saliency:
     """Why there are no examples, when there are none."""
 
 
-def pick_misclassified(heldout: dict, limit: int = MAX_EXAMPLES) -> list[tuple[str, int]]:
+def pick_misclassified(heldout: HeldoutSets, limit: int = MAX_EXAMPLES) -> list[tuple[str, int]]:
     """Up to ``limit`` ``(split, row)`` pairs of misclassified test images, taking clean
     and augmented ones in turn (the first of each, in test-set order)."""
     chosen: dict[str, list[int]] = {}
-    for split, key in (("clean", "images"), ("augmented", "images_augmented")):
-        probabilities = heldout.get(key.replace("images", "probabilities"))
-        if probabilities is None:
+    for split, test_set in (("clean", heldout.clean), ("augmented", heldout.augmented)):
+        if test_set.probabilities is None:
             chosen[split] = []
             continue
-        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
-        wrong = np.flatnonzero(np.asarray(probabilities).argmax(-1) != np.asarray(labels))
+        wrong = np.flatnonzero(test_set.predictions != np.asarray(test_set.labels))
         chosen[split] = [int(i) for i in wrong[:limit]]
     picks: list[tuple[str, int]] = []
     for k in range(limit):
@@ -127,12 +127,12 @@ def smoothgrad(model, images: np.ndarray, classes, *, backend: str, samples: int
     return np.clip(heat / np.maximum(top, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
-def misclassified_saliency(model, heldout: dict, *, backend: str,
+def misclassified_saliency(model, heldout: HeldoutSets, *, backend: str,
                            limit: int = MAX_EXAMPLES, samples: int = SAMPLES) -> Saliency:
     """Saliency of up to ``limit`` misclassified images of the build's test sets.
 
     ``heldout`` holds the test sets and the shipped model's probabilities on them (as
-    :func:`codabench_kit.evaluation.metrics.heldout_metrics` leaves it); ``model`` maps float32
+    :func:`codabench_kit.evaluation.metrics.heldout_metrics` returns it); ``model`` maps float32
     images 0..255 to class probabilities (the classifier, without TTA)."""
     method = (f"SmoothGrad ({samples} noisy copies, noise {NOISE:.0%} of the pixel range)"
               if samples > 1 else "vanilla gradients")
@@ -146,13 +146,12 @@ def misclassified_saliency(model, heldout: dict, *, backend: str,
         return Saliency(method=method, note="no misclassified test image: nothing to explain")
     rows = []
     for split, row in picks:
-        key = "images" if split == "clean" else "images_augmented"
-        probabilities = heldout[key.replace("images", "probabilities")][row]
-        labels = heldout.get(key.replace("images", "labels"), heldout["labels"])
-        corruptions = heldout.get("corruptions") if split == "augmented" else None
+        test_set = heldout.clean if split == "clean" else heldout.augmented
+        probabilities = test_set.probabilities[row]
+        corruptions = heldout.corruptions if split == "augmented" else None
         corruption = str(corruptions[row]) if corruptions is not None and \
             row < len(corruptions) else ""
-        rows.append((split, row, heldout[key][row], int(labels[row]),
+        rows.append((split, row, test_set.images[row], int(test_set.labels[row]),
                      int(np.argmax(probabilities)), float(np.max(probabilities)), corruption))
     images = np.stack([r[2] for r in rows])
     heat = smoothgrad(model, images, [r[4] for r in rows], backend=backend, samples=samples)

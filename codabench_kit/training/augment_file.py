@@ -8,7 +8,36 @@ one batch at a time; the images are written as uint8 in the AN2DL layout.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
+
+from codabench_kit.errors import OptionError
+
+
+def augment_file(data: str | Path, out: str | Path, augmenters, *, seed: int = 0,
+                 batch_size: int = 64,
+                 progress: Callable[[str], None] = lambda s: None) -> Path:
+    """Apply ``augmenters`` (``(component, options)`` pairs, in order; each built with
+    ``seed`` + its position) to the labelled set ``data`` and write ``out`` (a new .npz,
+    never overwritten; checked before any work)."""
+    from codabench_kit.data import load_dataset
+    from codabench_kit.packaging.bundle import ensure_absent, write_npz_atomically
+
+    if not augmenters:
+        raise OptionError("expected one or more augmenters; received none")
+    out_path = Path(out)
+    if out_path.suffix != ".npz":
+        raise OptionError(f"expected --out to end in .npz; received {str(out)!r}")
+    ensure_absent(out_path)
+    built = [component.create(seed=seed + i, **options)
+             for i, (component, options) in enumerate(augmenters)]
+    dataset = load_dataset(data)
+    progress(f"augmenting {len(dataset.labels)} images with "
+             f"{', '.join(component.name for component, _ in augmenters)}")
+    write_npz_atomically(out_path, augmented_arrays(dataset, built, batch_size=batch_size))
+    return out_path
 
 
 def augmented_arrays(dataset, augmenters, *, batch_size: int = 64) -> dict[str, np.ndarray]:

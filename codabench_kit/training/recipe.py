@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codabench_kit.errors import OptionError
-from codabench_kit.components.selection import check_choice, coerce
+from codabench_kit.components.checks import check_choice
+from codabench_kit.components.selection import coerce
 from codabench_kit.components.registry import Component
 
 HEAD_OPTIONS = {

@@ -26,9 +26,11 @@ keras = import_keras()
 
 @dataclass
 class TrainingPlan:
-    head_epochs: int = 5
-    epochs: int = 20
-    patience: int = 4
+    """How long to train; ``cbk build`` fills it from its options (BuildConfig)."""
+
+    head_epochs: int
+    epochs: int
+    patience: int
     scratch_warmup_epochs: int = 5
     """Early stopping may not stop a from-scratch run before this: BatchNorm's moving
     averages lag behind fast-changing weights, so early validation scores mislead."""

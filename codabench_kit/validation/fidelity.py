@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codabench_kit.validation.check import Check
+
 PROBE_FILE = "probe.npz"
 PARITY_TOLERANCE = 1e-4
 
@@ -35,8 +37,7 @@ class Budget:
 
     def check(self, *, load_s, ms_per_image, peak_mb, zip_bytes):
         """``(ok, line)``."""
-        from codabench_kit.validation.runner import Check
-
+    
         projected = (load_s or 0.0) + (ms_per_image or 0.0) * self.hidden_images / 1000.0
         zip_mb = zip_bytes / 2**20
         over = []
@@ -83,7 +84,6 @@ def read_probe(submission: Path) -> Probe | None:
 
 def check_parity(probe: Probe, info: dict, output: Path):
     """The ``parity`` check from what ingest.py recorded (``info``) and saved (``output``)."""
-    from codabench_kit.validation.runner import Check
 
     if not info.get("saved"):
         reason = info.get("reason") or "nothing readable"

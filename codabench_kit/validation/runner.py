@@ -40,12 +40,15 @@ from codabench_kit.validation.safe_zip import (
     DEFAULT_MAX_TOTAL_BYTES,
     safe_extract,
 )
+from codabench_kit.validation.check import Check
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
 
 INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
 IMAGE_SHAPE = (96, 96, 3)
 DEFAULT_NUM_IMAGES = 32
+TIMEOUT_S = 600.0
+"""Seconds allowed for ``Model()`` plus ``predict`` (default)."""
 TAIL_CHARS = 2000
 
 _STAGE_OF_PHASE = {
@@ -65,15 +68,6 @@ _PHASE_WORDS = {
 
 _NETWORK_WORDS = ("Network is unreachable", "Connection refused", "Name or service not known",
                   "Temporary failure in name resolution")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Check:
-    """One stage's verdict; ``detail`` is a single line meant for the user."""
-
-    name: str
-    ok: bool
-    detail: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +103,7 @@ def validate_zip(
     images: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     num_classes: int = 8,
-    timeout: float = 600.0,
+    timeout: float = TIMEOUT_S,
     python: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,

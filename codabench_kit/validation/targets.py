@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from codabench_kit.errors import TargetError
+from codabench_kit.errors import OptionError, TargetError
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,23 @@ def target_python(name: str, *, progress: Callable[[str], None] = print,
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return venv_python(venv)
+
+
+TARGET_ENV = "CBK_TARGET"
+"""Names the default target when ``--target`` is not given."""
+
+
+def interpreter_for(target: str | None, python: str | None, *,
+                    progress: Callable[[str], None] = print) -> Callable[[], str]:
+    """A function giving the interpreter a submission runs with: ``python``, else the
+    ``target``'s (``$CBK_TARGET``, else :data:`DEFAULT_TARGET`), its venv made once if
+    need be. The names are checked now; the venv is made when the function is called,
+    after the other inputs are checked."""
+    if python and target:
+        raise OptionError(f"expected --target or --python, not both; received "
+                          f"--target {target} and --python {python}")
+    if python:
+        return lambda: str(python)
+    name = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    get_target(name)
+    return lambda: str(target_python(name, progress=progress))
