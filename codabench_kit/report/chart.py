@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from codabench_kit.packaging.bundle import write_new_file
+from codabench_kit.report.drawing import (SCALE, canvas, finish, fit_text, font, marker,
+                                          vertical_text)
 
 WIDTH, HEIGHT = 980, 600
-SCALE = 2
-"""Drawn at twice the size and scaled down: smooth lines without an anti-aliasing API."""
 LEFT, RIGHT, TOP, BOTTOM = 78, 270, 62, 66
 """Margins around the plot area; the legend sits in the right one."""
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -34,15 +34,6 @@ def write_chart(report: dict, path: Path, *, title: str | None = None) -> Path:
     return write_new_file(Path(path), lambda partial: chart.save(partial, format="PNG"))
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size * SCALE)
-    except TypeError:  # Pillow < 10.1: one small bitmap font
-        return ImageFont.load_default()
-
-
 def _dashed(draw, start, end, *, fill, width, dash, gap):
     (x0, y0), (x1, y1) = start, end
     length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
@@ -55,32 +46,11 @@ def _dashed(draw, start, end, *, fill, width, dash, gap):
         position = stop + gap
 
 
-def _marker(draw, kind, x, y, r, colour):
-    box = [x - r, y - r, x + r, y + r]
-    if kind == "circle":
-        draw.ellipse(box, fill=colour, outline="white", width=SCALE)
-    elif kind == "square":
-        draw.rectangle([x - r * 0.85, y - r * 0.85, x + r * 0.85, y + r * 0.85], fill=colour,
-                       outline="white", width=SCALE)
-    elif kind == "triangle":
-        draw.polygon([(x, y - r * 1.1), (x + r, y + r * 0.8), (x - r, y + r * 0.8)], fill=colour,
-                     outline="white")
-    elif kind == "down":
-        draw.polygon([(x, y + r * 1.1), (x + r, y - r * 0.8), (x - r, y - r * 0.8)], fill=colour,
-                     outline="white")
-    else:
-        draw.polygon([(x, y - r * 1.2), (x + r, y), (x, y + r * 1.2), (x - r, y)], fill=colour,
-                     outline="white")
-
-
 def draw_chart(report: dict, *, title: str | None = None):
     """The chart as a PIL image (RGB, WIDTH x HEIGHT)."""
-    from PIL import Image, ImageDraw
-
     s = SCALE
-    image = Image.new("RGB", (WIDTH * s, HEIGHT * s), "white")
-    draw = ImageDraw.Draw(image)
-    small, normal, big = _font(12), _font(14), _font(17)
+    image, draw = canvas(WIDTH, HEIGHT)
+    small, normal, big = font(12), font(14), font(17)
     x0, x1 = LEFT * s, (WIDTH - RIGHT) * s
     y0, y1 = TOP * s, (HEIGHT - BOTTOM) * s
     severities = list(report["severities"])
@@ -95,8 +65,7 @@ def draw_chart(report: dict, *, title: str | None = None):
     # title
     title = title or (f"Robustness: accuracy vs corruption severity "
                       f"({report['n']} test images, seed {report['seed']})")
-    while draw.textlength(title, font=big) > (WIDTH - 20) * s and len(title) > 10:
-        title = title[:-4] + "..."
+    title = fit_text(draw, title, big, (WIDTH - 20) * s, min_chars=10)
     centre = (x0 + x1) / 2 if draw.textlength(title, font=big) < x1 - x0 else WIDTH * s / 2
     draw.text((centre, 24 * s), title, fill="black", font=big, anchor="mm")
 
@@ -117,11 +86,7 @@ def draw_chart(report: dict, *, title: str | None = None):
     draw.rectangle([x0, y0, x1, y1], outline="black", width=s)
     draw.text(((x0 + x1) / 2, y1 + 34 * s), "severity (1 = mild, 5 = strong)", fill="black",
               font=normal, anchor="mt")
-    label = Image.new("RGB", (int(draw.textlength("accuracy", font=normal)) + 4 * s, 22 * s),
-                      "white")
-    ImageDraw.Draw(label).text((2 * s, 11 * s), "accuracy", fill="black", font=normal,
-                               anchor="lm")
-    label = label.rotate(90, expand=True)
+    label = vertical_text("accuracy", normal, height=22)
     image.paste(label, (int(16 * s), int((y0 + y1) / 2 - label.height / 2)))
 
     # reference lines: clean (dashed) and mixed held-out (dotted)
@@ -142,18 +107,18 @@ def draw_chart(report: dict, *, title: str | None = None):
         points = [(px(sv), py(a)) for sv, a in zip(severities, report["accuracy"][name])]
         draw.line(points, fill=colour, width=3 * s, joint="curve")
     for name in names:
-        colour, marker = styles[name]
+        colour, shape = styles[name]
         for sv, a in zip(severities, report["accuracy"][name]):
-            _marker(draw, marker, px(sv), py(a), 5 * s, colour)
+            marker(draw, shape, px(sv), py(a), 5 * s, colour)
 
     # legend
     lx, ly = x1 + 18 * s, y0
     draw.text((lx, ly), "corruption (mean accuracy)", fill="black", font=normal, anchor="lt")
     ly += 28 * s
     for name in names:
-        colour, marker = styles[name]
+        colour, shape = styles[name]
         draw.line([(lx, ly), (lx + 30 * s, ly)], fill=colour, width=3 * s)
-        _marker(draw, marker, lx + 15 * s, ly, 5 * s, colour)
+        marker(draw, shape, lx + 15 * s, ly, 5 * s, colour)
         draw.text((lx + 40 * s, ly), f"{name} ({report['mean'][name]:.3f})", fill="black",
                   font=normal, anchor="lm")
         ly += 24 * s
@@ -163,4 +128,4 @@ def draw_chart(report: dict, *, title: str | None = None):
         draw.text((lx + 40 * s, ly), f"{name} ({value:.3f})", fill="black", font=normal,
                   anchor="lm")
         ly += 24 * s
-    return image.resize((WIDTH, HEIGHT), Image.LANCZOS)
+    return finish(image, WIDTH, HEIGHT)
