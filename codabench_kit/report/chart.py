@@ -35,6 +35,7 @@ def write_chart(report: dict, path: Path, *, title: str | None = None) -> Path:
 
 
 def _dashed(draw, start, end, *, fill, width, dash, gap):
+    """A straight line from ``start`` to ``end``: ``dash`` pixels drawn, ``gap`` left out."""
     (x0, y0), (x1, y1) = start, end
     length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
     position = 0.0
@@ -46,72 +47,117 @@ def _dashed(draw, start, end, *, fill, width, dash, gap):
         position = stop + gap
 
 
-def draw_chart(report: dict, *, title: str | None = None):
-    """The chart as a PIL image (RGB, WIDTH x HEIGHT)."""
-    s = SCALE
-    image, draw = canvas(WIDTH, HEIGHT)
-    small, normal, big = font(12), font(14), font(17)
-    x0, x1 = LEFT * s, (WIDTH - RIGHT) * s
-    y0, y1 = TOP * s, (HEIGHT - BOTTOM) * s
-    severities = list(report["severities"])
-    lo, hi = min(severities) - 0.4, max(severities) + 0.4
+class _Frame:
+    """The plot area on the canvas, and where a (severity, accuracy) point falls in it."""
 
-    def px(severity: float) -> float:
-        return x0 + (severity - lo) / (hi - lo) * (x1 - x0)
+    def __init__(self, severities) -> None:
+        s = SCALE
+        self.box = (LEFT * s, TOP * s, (WIDTH - RIGHT) * s, (HEIGHT - BOTTOM) * s)
+        self.severities = list(severities)
+        self.lo, self.hi = min(self.severities) - 0.4, max(self.severities) + 0.4
 
-    def py(accuracy: float) -> float:  # 0..1.04: lines at 1.0 stay clear of the frame
+    def px(self, severity: float) -> float:
+        """The x of ``severity``: half a step of margin either side."""
+        x0, _, x1, _ = self.box
+        return x0 + (severity - self.lo) / (self.hi - self.lo) * (x1 - x0)
+
+    def py(self, accuracy: float) -> float:
+        """The y of ``accuracy``, 0..1.04: lines at 1.0 stay clear of the frame."""
+        _, y0, _, y1 = self.box
         return y1 - accuracy / 1.04 * (y1 - y0)
 
-    # title
-    title = title or (f"Robustness: accuracy vs corruption severity "
-                      f"({report['n']} test images, seed {report['seed']})")
-    title = fit_text(draw, title, big, (WIDTH - 20) * s, min_chars=10)
-    centre = (x0 + x1) / 2 if draw.textlength(title, font=big) < x1 - x0 else WIDTH * s / 2
-    draw.text((centre, 24 * s), title, fill="black", font=big, anchor="mm")
 
-    # grid, y ticks and labels
+def draw_chart(report: dict, *, title: str | None = None):
+    """The chart as a PIL image (RGB, WIDTH x HEIGHT)."""
+    image, draw = canvas(WIDTH, HEIGHT)
+    frame = _Frame(report["severities"])
+    _title(draw, frame, title or (f"Robustness: accuracy vs corruption severity "
+                                  f"({report['n']} test images, seed {report['seed']})"))
+    _grid(draw, frame)
+    _axes(image, draw, frame)
+    references = _references(report)
+    _reference_lines(draw, frame, references)
+    names = report.get("corruptions") or list(report["accuracy"])
+    styles = {name: (COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)])
+              for i, name in enumerate(names)}
+    _series(draw, frame, report, names, styles)
+    _legend(draw, frame, report, names, styles, references)
+    return finish(image, WIDTH, HEIGHT)
+
+
+def _title(draw, frame: _Frame, title: str) -> None:
+    """``title`` at the top, cut short to fit; centred over the plot when it fits there."""
+    big = font(17)
+    x0, _, x1, _ = frame.box
+    title = fit_text(draw, title, big, (WIDTH - 20) * SCALE, min_chars=10)
+    centre = (x0 + x1) / 2 if draw.textlength(title, font=big) < x1 - x0 else WIDTH * SCALE / 2
+    draw.text((centre, 24 * SCALE), title, fill="black", font=big, anchor="mm")
+
+
+def _grid(draw, frame: _Frame) -> None:
+    """Grid lines, ticks and tick labels: every 0.1 of accuracy, and every severity."""
+    s, small = SCALE, font(12)
+    x0, y0, x1, y1 = frame.box
     for tenth in range(11):
-        y = py(tenth / 10)
+        y = frame.py(tenth / 10)
         if 0 < tenth < 10:
             draw.line([(x0, y), (x1, y)], fill="#e6e6e6", width=s)
         draw.line([(x0 - 6 * s, y), (x0, y)], fill="black", width=s)
         draw.text((x0 - 10 * s, y), f"{tenth / 10:.1f}", fill="black", font=small, anchor="rm")
-    # x ticks and labels
-    for severity in severities:
-        x = px(severity)
+    for severity in frame.severities:
+        x = frame.px(severity)
         draw.line([(x, y0), (x, y1)], fill="#f0f0f0", width=s)
         draw.line([(x, y1), (x, y1 + 6 * s)], fill="black", width=s)
         draw.text((x, y1 + 10 * s), str(severity), fill="black", font=small, anchor="mt")
-    # axes
+
+
+def _axes(image, draw, frame: _Frame) -> None:
+    """The frame round the plot and the axis titles, the accuracy one turned on its side."""
+    s, normal = SCALE, font(14)
+    x0, y0, x1, y1 = frame.box
     draw.rectangle([x0, y0, x1, y1], outline="black", width=s)
     draw.text(((x0 + x1) / 2, y1 + 34 * s), "severity (1 = mild, 5 = strong)", fill="black",
               font=normal, anchor="mt")
     label = vertical_text("accuracy", normal, height=22)
     image.paste(label, (int(16 * s), int((y0 + y1) / 2 - label.height / 2)))
 
-    # reference lines: clean (dashed) and mixed held-out (dotted)
-    references = [("clean test", report["clean"], "black", 12 * s, 7 * s),
-                  (f"{report.get('mixed_policy', 'mixed')} held-out", report["mixed"], "#555555",
-                   3 * s, 4 * s)]
+
+def _references(report: dict) -> list[tuple]:
+    """(label, accuracy, colour, dash, gap) of the clean (dashed) and mixed held-out (dotted)
+    reference lines."""
+    s = SCALE
+    return [("clean test", report["clean"], "black", 12 * s, 7 * s),
+            (f"{report.get('mixed_policy', 'mixed')} held-out", report["mixed"], "#555555",
+             3 * s, 4 * s)]
+
+
+def _reference_lines(draw, frame: _Frame, references: list[tuple]) -> None:
+    """The reference accuracies across the plot (none for a NaN)."""
+    x0, _, x1, _ = frame.box
     for _, value, colour, dash, gap in references:
         if value == value:  # not NaN
-            _dashed(draw, (x0, py(value)), (x1, py(value)), fill=colour, width=2 * s,
-                    dash=dash, gap=gap)
+            _dashed(draw, (x0, frame.py(value)), (x1, frame.py(value)), fill=colour,
+                    width=2 * SCALE, dash=dash, gap=gap)
 
-    # one line per corruption
-    names = report.get("corruptions") or list(report["accuracy"])
-    styles = {name: (COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)])
-              for i, name in enumerate(names)}
+
+def _series(draw, frame: _Frame, report: dict, names, styles: dict) -> None:
+    """One line per corruption, then the markers, so that no line hides a marker."""
     for name in names:
         colour, _ = styles[name]
-        points = [(px(sv), py(a)) for sv, a in zip(severities, report["accuracy"][name])]
-        draw.line(points, fill=colour, width=3 * s, joint="curve")
+        points = [(frame.px(sv), frame.py(a))
+                  for sv, a in zip(frame.severities, report["accuracy"][name])]
+        draw.line(points, fill=colour, width=3 * SCALE, joint="curve")
     for name in names:
         colour, shape = styles[name]
-        for sv, a in zip(severities, report["accuracy"][name]):
-            marker(draw, shape, px(sv), py(a), 5 * s, colour)
+        for sv, a in zip(frame.severities, report["accuracy"][name]):
+            marker(draw, shape, frame.px(sv), frame.py(a), 5 * SCALE, colour)
 
-    # legend
+
+def _legend(draw, frame: _Frame, report: dict, names, styles: dict,
+            references: list[tuple]) -> None:
+    """Right of the plot: each corruption with its mean accuracy, then the reference lines."""
+    s, normal = SCALE, font(14)
+    _, y0, x1, _ = frame.box
     lx, ly = x1 + 18 * s, y0
     draw.text((lx, ly), "corruption (mean accuracy)", fill="black", font=normal, anchor="lt")
     ly += 28 * s
@@ -128,4 +174,3 @@ def draw_chart(report: dict, *, title: str | None = None):
         draw.text((lx + 40 * s, ly), f"{name} ({value:.3f})", fill="black", font=normal,
                   anchor="lm")
         ly += 24 * s
-    return finish(image, WIDTH, HEIGHT)
