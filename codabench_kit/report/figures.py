@@ -101,6 +101,7 @@ def nice_top(value: float) -> float:
 
 
 def _line_panel(draw, box, epochs, top, title, phases, lines):
+    """One panel of the training curves in ``box``: ``lines`` over epochs, phases marked."""
     s = SCALE
     x0, y0, x1, y1 = box
     small, normal = font(11), font(13)
@@ -136,11 +137,23 @@ def _line_panel(draw, box, epochs, top, title, phases, lines):
         for x, y in points:
             marker(draw, "circle", x, y, 4 * s, colour)
     for at, phase in phase_labels:  # over the lines, on a white ground
-        box = draw.textbbox(at, phase, font=small, anchor="lt")
-        draw.rectangle([box[0] - 2 * s, box[1] - 2 * s, box[2] + 2 * s, box[3] + 2 * s],
-                       fill="white")
-        draw.text(at, phase, fill="#555555", font=small, anchor="lt")
-    lx, ly = x1, y0 - 19 * s
+        _label_on_white(draw, at, phase, small)
+    _panel_legend(draw, (x1, y0 - 19 * s), lines, small)
+
+
+def _label_on_white(draw, at, text: str, small) -> None:
+    """``text`` in grey with its top-left at ``at``, on a white patch hiding what is under it."""
+    s = SCALE
+    box = draw.textbbox(at, text, font=small, anchor="lt")
+    draw.rectangle([box[0] - 2 * s, box[1] - 2 * s, box[2] + 2 * s, box[3] + 2 * s],
+                   fill="white")
+    draw.text(at, text, fill="#555555", font=small, anchor="lt")
+
+
+def _panel_legend(draw, end, lines, small) -> None:
+    """The panel's series names with their colours, right-aligned to ``end`` (x, y)."""
+    s = SCALE
+    lx, ly = end
     for name, _, colour in reversed(lines):
         lx -= draw.textlength(name, font=small) + 30 * s
         draw.line([(lx, ly), (lx + 20 * s, ly)], fill=colour, width=3 * s)
@@ -163,19 +176,8 @@ def confusion_chart(matrix, class_names, title: str):
     image, draw = canvas(width, height)
     draw.text((width * s / 2, 18 * s), fit_text(draw, title, font(15), (width - 10) * s),
               fill="black", font=font(15), anchor="mm")
-    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    share = matrix / totals
     x0, y0 = left * s, top * s
-    for i in range(n):
-        for j in range(n):
-            v = float(share[i, j])
-            colour = tuple(int(255 - (255 - c) * v) for c in (8, 48, 107))
-            box = [x0 + j * cell * s, y0 + i * cell * s,
-                   x0 + (j + 1) * cell * s, y0 + (i + 1) * cell * s]
-            draw.rectangle(box, fill=colour, outline="#dddddd", width=s)
-            if matrix[i, j]:
-                draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), str(matrix[i, j]),
-                          fill="white" if v > 0.5 else "black", font=small, anchor="mm")
+    _confusion_cells(draw, matrix, (x0, y0), cell, small)
     draw.rectangle([x0, y0, x0 + n * cell * s, y0 + n * cell * s], outline="black", width=s)
     for i, name in enumerate(class_names[:n]):
         label = fit_text(draw, str(name), small, (left - 36) * s)
@@ -189,6 +191,25 @@ def confusion_chart(matrix, class_names, title: str):
     label = vertical_text("true class", normal)
     image.paste(label, (2 * s, int(y0 + n * cell * s / 2 - label.height / 2)))
     return finish(image, width, height)
+
+
+def _confusion_cells(draw, matrix, origin, cell: int, small) -> None:
+    """The matrix's cells from ``origin``, shaded by their share of the true class (row), each
+    non-zero count written in it."""
+    s, n = SCALE, len(matrix)
+    x0, y0 = origin
+    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    share = matrix / totals
+    for i in range(n):
+        for j in range(n):
+            v = float(share[i, j])
+            colour = tuple(int(255 - (255 - c) * v) for c in (8, 48, 107))
+            box = [x0 + j * cell * s, y0 + i * cell * s,
+                   x0 + (j + 1) * cell * s, y0 + (i + 1) * cell * s]
+            draw.rectangle(box, fill=colour, outline="#dddddd", width=s)
+            if matrix[i, j]:
+                draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), str(matrix[i, j]),
+                          fill="white" if v > 0.5 else "black", font=small, anchor="mm")
 
 
 def heat_colours(heat: np.ndarray) -> np.ndarray:
