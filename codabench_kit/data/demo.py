@@ -9,6 +9,8 @@ operation is vectorised numpy, and the same seed always gives the same bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from codabench_kit.data.dataset import AN2DL_CLASS_NAMES, Dataset
@@ -287,109 +289,166 @@ class _Painter:
     # ---------------------------------------------------------------- white cells
 
     def white_cell(self, label, rng, cx, cy, r, stain) -> list:
-        s = self.scale
+        """The (density, OD vector) layers of one white cell of class ``label``."""
         theta = rng.uniform(0, 2 * np.pi)
-        c, sn = np.cos(theta), np.sin(theta)
-
-        def at(u, v):  # local cell coordinates -> image coordinates
-            return cx + u * c - v * sn, cy + u * sn + v * c
-
         irregular = 0.09 if label == 5 else 0.04
-        cell = _ramp(self.ellipse(cx, cy, r, r * rng.uniform(0.88, 1.0), theta,
+        mask = _ramp(self.ellipse(cx, cy, r, r * rng.uniform(0.88, 1.0), theta,
                                   self.wobble(rng, irregular)), 1.4)
-        azure = stain["azure"]
-        layers = []
+        cell = _Cell(cx, cy, r, theta, mask, stain["azure"], stain["eosin"])
+        paint = {0: self.basophil, 1: self.eosinophil, 2: self.erythroblast,
+                 3: self.immature_granulocyte, 4: self.lymphocyte,
+                 5: self.monocyte}.get(label, self.neutrophil)
+        return paint(rng, cell)
 
-        if label == 0:  # basophil: nucleus hidden under coarse dark granules
-            nucleus = _ramp(self.ellipse(*at(rng.normal(0, 2 * s), 0), 0.62 * r, 0.5 * r, theta,
-                                         self.wobble(rng, 0.12)), 1.5)
-            layers += [(cell * rng.uniform(0.55, 0.8), _CYTO_LILAC),
-                       (nucleus * rng.uniform(0.55, 0.75) * azure, _NUCLEUS)]
-            centres = self.points_in_disc(rng, cx, cy, 0.9 * r, int(rng.integers(45, 80)))
-            grains = self.blobs(rng, centres, rng.uniform(1.0, 1.5, len(centres)) * s,
-                                rng.uniform(0.5, 1.0, len(centres)))
-            layers.append((np.minimum(grains, 1.6) * cell * rng.uniform(0.5, 0.7) * azure, _GRAN_BASO))
+    def texture(self, rng, amount, cells) -> np.ndarray:
+        """Chromatin texture: a factor ``1 +- amount`` varying over ``size / cells`` pixels."""
+        return 1.0 + amount * self.noise(rng, cells)
 
-        elif label == 1:  # eosinophil: bilobed nucleus, orange-red granules everywhere
-            gap = rng.uniform(0.32, 0.42) * r
-            bend = rng.uniform(-0.15, 0.1) * r
-            lobes = []
-            for side in (-1, 1):
-                lx, ly = at(side * gap, bend)
-                lobes.append((lx, ly))
-            shape = np.maximum.reduce([
-                self.ellipse(lx, ly, 0.36 * r * rng.uniform(0.9, 1.1), 0.27 * r, theta + side * 0.5,
-                             self.wobble(rng, 0.06))
-                for (lx, ly), side in zip(lobes, (-1, 1))
-            ] + [self.segment(lobes[0], lobes[1], 1.4 * s)])
-            nucleus = _ramp(shape, 1.2)
-            texture = 1.0 + 0.15 * self.noise(rng, 24)
-            centres = self.points_in_disc(rng, cx, cy, 0.93 * r, int(rng.integers(110, 160)))
-            grains = self.blobs(rng, centres, rng.uniform(1.0, 1.3) * s)
-            layers += [(cell * rng.uniform(0.35, 0.5), _CYTO_PINK),
-                       (nucleus * texture * rng.uniform(0.75, 0.95) * azure, _NUCLEUS),
-                       (np.minimum(grains, 2.0) * cell * rng.uniform(0.45, 0.6) * stain["eosin"], _GRAN_EOSIN)]
+    def granule_centres(self, rng, cell, spread, counts) -> np.ndarray:
+        """Granule positions: a count drawn from ``counts`` within ``spread`` x the cell radius."""
+        return self.points_in_disc(rng, cell.cx, cell.cy, spread * cell.r,
+                                   int(rng.integers(*counts)))
 
-        elif label == 2:  # erythroblast: very dense round nucleus, thin deep-blue rim
-            off = rng.uniform(0, 0.18) * r
-            nucleus = _ramp(self.ellipse(*at(off, 0), 0.66 * r, 0.62 * r, theta,
-                                         self.wobble(rng, 0.02)), 1.0)
-            texture = 1.0 + 0.06 * self.noise(rng, 32)
-            layers += [(cell * rng.uniform(0.75, 1.05), _CYTO_DEEP_BLUE),
-                       (nucleus * texture * rng.uniform(1.45, 1.7) * azure, _NUCLEUS)]
-
-        elif label == 3:  # immature granulocyte: big oval nucleus, fine lighter chromatin
-            off = rng.uniform(0.1, 0.25) * r
-            nucleus = _ramp(self.ellipse(*at(off, 0), 0.58 * r, rng.uniform(0.45, 0.55) * r,
-                                         theta + rng.normal(0, 0.3), self.wobble(rng, 0.05)), 1.4)
-            texture = 1.0 + 0.22 * self.noise(rng, 40)
-            centres = self.points_in_disc(rng, cx, cy, 0.9 * r, int(rng.integers(15, 40)))
-            grains = self.blobs(rng, centres, 0.8 * s)
-            layers += [(cell * rng.uniform(0.55, 0.8), _CYTO_GREY_BLUE),
-                       (nucleus * texture * rng.uniform(0.55, 0.75) * azure, _NUCLEUS),
-                       (np.minimum(grains, 1.0) * cell * 0.25, _GRAN_NEUTRO)]
-
-        elif label == 4:  # lymphocyte: small, nucleus nearly fills it, thin pale-blue rim
-            nucleus = _ramp(self.ellipse(*at(rng.uniform(0, 0.08) * r, 0), 0.86 * r,
-                                         rng.uniform(0.78, 0.86) * r, theta, self.wobble(rng, 0.04)), 1.1)
-            texture = 1.0 + 0.2 * self.noise(rng, 20)
-            layers += [(cell * rng.uniform(0.6, 0.9), _CYTO_PALE_BLUE),
-                       (nucleus * texture * rng.uniform(1.05, 1.3) * azure, _NUCLEUS)]
-
-        elif label == 5:  # monocyte: kidney / horseshoe nucleus, grey-blue cytoplasm, vacuoles
-            shift = rng.uniform(0.05, 0.15) * r
-            body = self.ellipse(*at(shift, 0), 0.6 * r, 0.5 * r, theta, self.wobble(rng, 0.05))
-            notch_r = rng.uniform(0.22, 0.4) * r
-            # The notch always cuts the nucleus edge: shallow = kidney, deep = horseshoe.
-            nx, ny = at(shift + 0.6 * r + notch_r * rng.uniform(-0.7, 0.3), 0)
-            notch = np.hypot(self.X - nx, self.Y - ny) - notch_r
-            nucleus = _ramp(np.minimum(body, notch), 1.3)
-            texture = 1.0 + 0.25 * self.noise(rng, 28)
-            vacuole_count = int(rng.integers(0, 5))
-            vac = np.zeros_like(self.X)
-            if vacuole_count:
-                centres = self.points_in_disc(rng, *at(-0.78 * r, 0), 0.15 * r, vacuole_count)
-                vac = np.minimum(self.blobs(rng, centres, rng.uniform(0.8, 1.3) * s), 1.0)
-                vac *= 1.0 - nucleus
-            layers += [(cell * (1.0 - 0.7 * vac) * rng.uniform(0.6, 0.85), _CYTO_GREY_BLUE),
-                       (nucleus * texture * rng.uniform(0.7, 0.9) * azure, _NUCLEUS)]
-
-        else:  # neutrophil: 3-5 lobes joined by thin strands, pale pink cytoplasm
-            count = int(rng.integers(3, 6))
-            arc_r = rng.uniform(0.38, 0.5) * r
-            span = rng.uniform(3.3, 4.6)
-            angles = np.linspace(-span / 2, span / 2, count) + rng.normal(0, 0.15, count)
-            centres = [at(arc_r * np.cos(a) - 0.1 * r, arc_r * np.sin(a)) for a in angles]
-            lobe = rng.uniform(0.22, 0.27) * r
-            parts = [self.ellipse(px, py, lobe * rng.uniform(1.0, 1.3), lobe * rng.uniform(0.75, 0.95),
-                                  rng.uniform(0, np.pi), self.wobble(rng, 0.05)) for px, py in centres]
-            parts += [self.segment(centres[i], centres[i + 1], rng.uniform(0.9, 1.4) * s)
-                      for i in range(count - 1)]
-            nucleus = _ramp(np.maximum.reduce(parts), 1.1)
-            texture = 1.0 + 0.15 * self.noise(rng, 24)
-            grains_at = self.points_in_disc(rng, cx, cy, 0.92 * r, int(rng.integers(40, 80)))
-            grains = self.blobs(rng, grains_at, 0.6 * s)
-            layers += [(cell * rng.uniform(0.6, 0.8), _CYTO_PINK),
-                       (np.minimum(grains, 1.0) * cell * 0.3, _GRAN_NEUTRO),
-                       (nucleus * texture * rng.uniform(0.95, 1.15) * azure, _NUCLEUS)]
+    def basophil(self, rng, cell) -> list:
+        """Basophil: nucleus hidden under coarse dark granules."""
+        s, r = self.scale, cell.r
+        nucleus = _ramp(self.ellipse(*cell.at(rng.normal(0, 2 * s), 0), 0.62 * r, 0.5 * r,
+                                     cell.theta, self.wobble(rng, 0.12)), 1.5)
+        layers = [(cell.mask * rng.uniform(0.55, 0.8), _CYTO_LILAC),
+                  (nucleus * rng.uniform(0.55, 0.75) * cell.azure, _NUCLEUS)]
+        centres = self.granule_centres(rng, cell, 0.9, (45, 80))
+        grains = self.blobs(rng, centres, rng.uniform(1.0, 1.5, len(centres)) * s,
+                            rng.uniform(0.5, 1.0, len(centres)))
+        layers.append((np.minimum(grains, 1.6) * cell.mask * rng.uniform(0.5, 0.7) * cell.azure,
+                       _GRAN_BASO))
         return layers
+
+    def eosinophil(self, rng, cell) -> list:
+        """Eosinophil: bilobed nucleus, orange-red granules everywhere."""
+        nucleus = _ramp(self.bilobed_nucleus(rng, cell), 1.2)
+        texture = self.texture(rng, 0.15, 24)
+        centres = self.granule_centres(rng, cell, 0.93, (110, 160))
+        grains = self.blobs(rng, centres, rng.uniform(1.0, 1.3) * self.scale)
+        return [(cell.mask * rng.uniform(0.35, 0.5), _CYTO_PINK),
+                (nucleus * texture * rng.uniform(0.75, 0.95) * cell.azure, _NUCLEUS),
+                (np.minimum(grains, 2.0) * cell.mask * rng.uniform(0.45, 0.6) * cell.eosin,
+                 _GRAN_EOSIN)]
+
+    def bilobed_nucleus(self, rng, cell) -> np.ndarray:
+        """Signed distance to two lobes joined by a thin strand (eosinophil)."""
+        r = cell.r
+        gap = rng.uniform(0.32, 0.42) * r
+        bend = rng.uniform(-0.15, 0.1) * r
+        lobes = [cell.at(side * gap, bend) for side in (-1, 1)]
+        return np.maximum.reduce([
+            self.ellipse(lx, ly, 0.36 * r * rng.uniform(0.9, 1.1), 0.27 * r,
+                         cell.theta + side * 0.5, self.wobble(rng, 0.06))
+            for (lx, ly), side in zip(lobes, (-1, 1))
+        ] + [self.segment(lobes[0], lobes[1], 1.4 * self.scale)])
+
+    def erythroblast(self, rng, cell) -> list:
+        """Erythroblast: very dense round nucleus, thin deep-blue rim."""
+        r = cell.r
+        off = rng.uniform(0, 0.18) * r
+        nucleus = _ramp(self.ellipse(*cell.at(off, 0), 0.66 * r, 0.62 * r, cell.theta,
+                                     self.wobble(rng, 0.02)), 1.0)
+        texture = self.texture(rng, 0.06, 32)
+        return [(cell.mask * rng.uniform(0.75, 1.05), _CYTO_DEEP_BLUE),
+                (nucleus * texture * rng.uniform(1.45, 1.7) * cell.azure, _NUCLEUS)]
+
+    def immature_granulocyte(self, rng, cell) -> list:
+        """Immature granulocyte: big oval nucleus, fine lighter chromatin."""
+        r = cell.r
+        off = rng.uniform(0.1, 0.25) * r
+        nucleus = _ramp(self.ellipse(*cell.at(off, 0), 0.58 * r, rng.uniform(0.45, 0.55) * r,
+                                     cell.theta + rng.normal(0, 0.3), self.wobble(rng, 0.05)), 1.4)
+        texture = self.texture(rng, 0.22, 40)
+        centres = self.granule_centres(rng, cell, 0.9, (15, 40))
+        grains = self.blobs(rng, centres, 0.8 * self.scale)
+        return [(cell.mask * rng.uniform(0.55, 0.8), _CYTO_GREY_BLUE),
+                (nucleus * texture * rng.uniform(0.55, 0.75) * cell.azure, _NUCLEUS),
+                (np.minimum(grains, 1.0) * cell.mask * 0.25, _GRAN_NEUTRO)]
+
+    def lymphocyte(self, rng, cell) -> list:
+        """Lymphocyte: small, nucleus nearly fills it, thin pale-blue rim."""
+        r = cell.r
+        nucleus = _ramp(self.ellipse(*cell.at(rng.uniform(0, 0.08) * r, 0), 0.86 * r,
+                                     rng.uniform(0.78, 0.86) * r, cell.theta,
+                                     self.wobble(rng, 0.04)), 1.1)
+        texture = self.texture(rng, 0.2, 20)
+        return [(cell.mask * rng.uniform(0.6, 0.9), _CYTO_PALE_BLUE),
+                (nucleus * texture * rng.uniform(1.05, 1.3) * cell.azure, _NUCLEUS)]
+
+    def monocyte(self, rng, cell) -> list:
+        """Monocyte: kidney / horseshoe nucleus, grey-blue cytoplasm, vacuoles."""
+        nucleus = _ramp(self.kidney_nucleus(rng, cell), 1.3)
+        texture = self.texture(rng, 0.25, 28)
+        vac = self.vacuoles(rng, cell, nucleus)
+        return [(cell.mask * (1.0 - 0.7 * vac) * rng.uniform(0.6, 0.85), _CYTO_GREY_BLUE),
+                (nucleus * texture * rng.uniform(0.7, 0.9) * cell.azure, _NUCLEUS)]
+
+    def kidney_nucleus(self, rng, cell) -> np.ndarray:
+        """Signed distance to an oval with a round notch cut from its edge (monocyte)."""
+        r = cell.r
+        shift = rng.uniform(0.05, 0.15) * r
+        body = self.ellipse(*cell.at(shift, 0), 0.6 * r, 0.5 * r, cell.theta,
+                            self.wobble(rng, 0.05))
+        notch_r = rng.uniform(0.22, 0.4) * r
+        # The notch always cuts the nucleus edge: shallow = kidney, deep = horseshoe.
+        nx, ny = cell.at(shift + 0.6 * r + notch_r * rng.uniform(-0.7, 0.3), 0)
+        notch = np.hypot(self.X - nx, self.Y - ny) - notch_r
+        return np.minimum(body, notch)
+
+    def vacuoles(self, rng, cell, nucleus) -> np.ndarray:
+        """Up to four pale vacuoles on the side away from the nucleus, none over it."""
+        count = int(rng.integers(0, 5))
+        vac = np.zeros_like(self.X)
+        if count:
+            centres = self.points_in_disc(rng, *cell.at(-0.78 * cell.r, 0), 0.15 * cell.r, count)
+            vac = np.minimum(self.blobs(rng, centres, rng.uniform(0.8, 1.3) * self.scale), 1.0)
+            vac *= 1.0 - nucleus
+        return vac
+
+    def neutrophil(self, rng, cell) -> list:
+        """Neutrophil: 3-5 lobes joined by thin strands, pale pink cytoplasm."""
+        nucleus = _ramp(self.segmented_nucleus(rng, cell), 1.1)
+        texture = self.texture(rng, 0.15, 24)
+        grains_at = self.granule_centres(rng, cell, 0.92, (40, 80))
+        grains = self.blobs(rng, grains_at, 0.6 * self.scale)
+        return [(cell.mask * rng.uniform(0.6, 0.8), _CYTO_PINK),
+                (np.minimum(grains, 1.0) * cell.mask * 0.3, _GRAN_NEUTRO),
+                (nucleus * texture * rng.uniform(0.95, 1.15) * cell.azure, _NUCLEUS)]
+
+    def segmented_nucleus(self, rng, cell) -> np.ndarray:
+        """Signed distance to 3-5 lobes on an arc, each joined to the next (neutrophil)."""
+        r = cell.r
+        count = int(rng.integers(3, 6))
+        arc_r = rng.uniform(0.38, 0.5) * r
+        span = rng.uniform(3.3, 4.6)
+        angles = np.linspace(-span / 2, span / 2, count) + rng.normal(0, 0.15, count)
+        centres = [cell.at(arc_r * np.cos(a) - 0.1 * r, arc_r * np.sin(a)) for a in angles]
+        lobe = rng.uniform(0.22, 0.27) * r
+        parts = [self.ellipse(px, py, lobe * rng.uniform(1.0, 1.3), lobe * rng.uniform(0.75, 0.95),
+                              rng.uniform(0, np.pi), self.wobble(rng, 0.05)) for px, py in centres]
+        parts += [self.segment(centres[i], centres[i + 1], rng.uniform(0.9, 1.4) * self.scale)
+                  for i in range(count - 1)]
+        return np.maximum.reduce(parts)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """The white cell being painted: centre, radius, orientation, body and stain strengths."""
+
+    cx: float
+    cy: float
+    r: float
+    theta: float
+    mask: np.ndarray
+    """The cell body, 0..1, over the painter's window."""
+    azure: float
+    eosin: float
+
+    def at(self, u, v):
+        """Local cell coordinates (u along ``theta``) -> image coordinates."""
+        c, sn = np.cos(self.theta), np.sin(self.theta)
+        return self.cx + u * c - v * sn, self.cy + u * sn + v * c

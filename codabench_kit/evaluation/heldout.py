@@ -24,6 +24,7 @@ import io
 import re
 import zlib
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -105,19 +106,31 @@ def make_augmented_test_set(images: np.ndarray, *, seed: int = HELDOUT_SEED,
                             ops_per_image: int = 2) -> tuple[np.ndarray, list[str]]:
     """Return corrupted copies of ``images`` (uint8, same shape) and, per image, the
     corruptions applied as ``"name@severity+name@severity"``."""
-    rng = np.random.default_rng(seed)
     names = list(CORRUPTIONS)
+
+    def steps(rng):
+        for name in rng.choice(names, size=ops_per_image, replace=False):
+            yield name, int(rng.integers(1, 6))
+
+    return _corrupt_each(images, np.random.default_rng(seed), steps)
+
+
+def _corrupt_each(images: np.ndarray, rng: np.random.Generator,
+                  steps: Callable[[np.random.Generator], Iterable[tuple[str, int]]]
+                  ) -> tuple[np.ndarray, list[str]]:
+    """Corrupt each image (uint8) in turn with the (name, severity) pairs ``steps(rng)`` gives
+    for it, clipping to 0..255 after each; the copies as uint8 and, per image, the corruptions
+    applied as ``"name@severity+name@severity"``."""
     out = np.empty_like(images)
     applied: list[str] = []
     for i, image in enumerate(images):
         img = image.astype(np.float64)
-        steps = []
-        for name in rng.choice(names, size=ops_per_image, replace=False):
-            severity = int(rng.integers(1, 6))
+        done = []
+        for name, severity in steps(rng):
             img = np.clip(CORRUPTIONS[name](img, severity, rng), 0, 255)
-            steps.append(f"{name}@{severity}")
+            done.append(f"{name}@{severity}")
         out[i] = np.round(img).astype(np.uint8)
-        applied.append("+".join(steps))
+        applied.append("+".join(done))
     return out, applied
 
 
@@ -247,18 +260,11 @@ def make_heldout_set(images: np.ndarray, policy: str | HeldoutPolicy = DEFAULT_P
         out, applied = make_augmented_test_set(images, seed=seed, ops_per_image=policy.n)
         return HeldoutSet(out, applied, np.arange(n))
     if policy.kind == "ops":
-        rng = np.random.default_rng(seed)
-        out = np.empty_like(images)
-        applied = []
-        for i, image in enumerate(images):
-            img = image.astype(np.float64)
-            steps = []
+        def steps(rng):
             for name in policy.ops:
-                severity = policy.severity or int(rng.integers(1, 6))
-                img = np.clip(CORRUPTIONS[name](img, severity, rng), 0, 255)
-                steps.append(f"{name}@{severity}")
-            out[i] = np.round(img).astype(np.uint8)
-            applied.append("+".join(steps))
+                yield name, policy.severity or int(rng.integers(1, 6))
+
+        out, applied = _corrupt_each(images, np.random.default_rng(seed), steps)
         return HeldoutSet(out, applied, np.arange(n))
     blocks = [corrupt(images, name, severity, seed=seed)
               for name in CORRUPTIONS for severity in SEVERITIES]
@@ -281,9 +287,5 @@ def corrupt(images: np.ndarray, name: str, severity: int, *,
     if severity not in SEVERITIES:
         raise PolicyError(f"expected a severity 1-5; received {severity!r}")
     rng = np.random.default_rng([seed, zlib.crc32(name.encode()), severity])
-    function = CORRUPTIONS[name]
-    out = np.empty_like(images)
-    for i, image in enumerate(images):
-        out[i] = np.round(np.clip(function(image.astype(np.float64), severity, rng),
-                                  0, 255)).astype(np.uint8)
+    out, _ = _corrupt_each(images, rng, lambda rng: [(name, severity)])
     return out

@@ -86,29 +86,38 @@ def robustness_report(predict: Predict | None, images: np.ndarray | None, labels
     n = len(labels)
     known = dict(known or {})
     started = time.perf_counter()
-
-    def accuracy(key) -> float:
-        predictions = np.asarray(known[key]).reshape(-1)
-        if predictions.shape != (n,):
-            raise ValueError(f"expected {n} predictions for {key!r}; received shape "
-                             f"{predictions.shape}")
-        return float(np.mean(predictions == labels)) if n else float("nan")
-
-    # One predict call per group; the next group is drawn (numpy, Pillow: both release
-    # the GIL) in a thread while the model predicts this one.
-    groups = [[CLEAN, MIXED], *([(name, s) for s in SEVERITIES] for name in CORRUPTIONS)]
-    work = [missing for missing in ([k for k in g if k not in known] for g in groups) if missing]
+    work = _missing_groups(known)
     if work and (predict is None or images is None):
         raise ValueError(f"no predictions for {work[0][0]!r} and nothing to predict with")
     if work:
-        todo = [key for keys in work for key in keys]
-        what = [key for key in todo if isinstance(key, str)]
-        corrupted = len(todo) - len(what)
-        if corrupted:
-            what.append(f"{corrupted} (corruption, severity) pairs")
-        progress(f"robustness: drawing and predicting {len(todo) * n} images: {n} test images "
-                 f"x {' + '.join(what)}")
+        progress(_work_line(work, n))
+    _predict_groups(predict, images, work, known, n, seed=seed, progress=progress)
+    return _summary(known, labels, seed, started)
 
+
+def _missing_groups(known: Mapping[str | Key, np.ndarray]) -> list[list[str | Key]]:
+    """The blocks without predictions, grouped one predict call each: clean and mixed,
+    then each corruption's severities."""
+    groups = [[CLEAN, MIXED], *([(name, s) for s in SEVERITIES] for name in CORRUPTIONS)]
+    return [missing for missing in ([k for k in g if k not in known] for g in groups) if missing]
+
+
+def _work_line(work: list[list[str | Key]], n: int) -> str:
+    """The progress line saying how many images are about to be drawn and predicted."""
+    todo = [key for keys in work for key in keys]
+    what = [key for key in todo if isinstance(key, str)]
+    corrupted = len(todo) - len(what)
+    if corrupted:
+        what.append(f"{corrupted} (corruption, severity) pairs")
+    return (f"robustness: drawing and predicting {len(todo) * n} images: {n} test images "
+            f"x {' + '.join(what)}")
+
+
+def _predict_groups(predict: Predict | None, images: np.ndarray | None,
+                    work: list[list[str | Key]], known: dict, n: int, *, seed: int,
+                    progress: Callable[[str], None]) -> None:
+    """Predict each group of ``work`` in one call, into ``known``. The next group is drawn
+    (numpy, Pillow: both release the GIL) in a thread while the model predicts this one."""
     def draw(keys):
         return np.concatenate([block_images(images, k, seed=seed) for k in keys])
 
@@ -125,15 +134,31 @@ def robustness_report(predict: Predict | None, images: np.ndarray | None, labels
             for j, key in enumerate(keys):
                 known[key] = predictions[j * n:(j + 1) * n]
             steps.update(1)
-    table = {name: [accuracy((name, s)) for s in SEVERITIES] for name in CORRUPTIONS}
+
+
+def _accuracy(known: Mapping[str | Key, np.ndarray], key: str | Key, labels: np.ndarray) -> float:
+    """The share of ``known[key]`` equal to ``labels``; NaN when there are no labels."""
+    n = len(labels)
+    predictions = np.asarray(known[key]).reshape(-1)
+    if predictions.shape != (n,):
+        raise ValueError(f"expected {n} predictions for {key!r}; received shape "
+                         f"{predictions.shape}")
+    return float(np.mean(predictions == labels)) if n else float("nan")
+
+
+def _summary(known: Mapping[str | Key, np.ndarray], labels: np.ndarray, seed: int,
+             started: float) -> dict:
+    """The report's dict (see :func:`robustness_report`) from predictions on every block."""
+    table = {name: [_accuracy(known, (name, s), labels) for s in SEVERITIES]
+             for name in CORRUPTIONS}
     grid = np.array(list(table.values())).reshape(len(table), len(SEVERITIES))
     return {
-        "n": int(n),
+        "n": int(len(labels)),
         "seed": int(seed),
         "severities": list(SEVERITIES),
         "corruptions": list(table),
-        "clean": accuracy(CLEAN),
-        "mixed": accuracy(MIXED),
+        "clean": _accuracy(known, CLEAN, labels),
+        "mixed": _accuracy(known, MIXED, labels),
         "mixed_policy": MIXED,
         "accuracy": table,
         "mean": {name: float(np.mean(row)) for name, row in table.items()},

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-SCALE = 2
-"""Drawn at twice the size and scaled down: smooth lines and text."""
+from codabench_kit.report.drawing import (SCALE, canvas, finish, fit_text, font, marker,
+                                          text_width, vertical_text)
+
 TRAIN, VALIDATION, BEFORE, AFTER = "#1f77b4", "#ff7f0e", "#aec7e8", "#1f77b4"
 HEAT_STOPS = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99),
                        (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 255, 164)],
@@ -15,63 +16,17 @@ HEAT_STOPS = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99),
 """An inferno-like colour map: black (no influence) to pale yellow (most)."""
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size * SCALE)
-    except TypeError:  # Pillow < 10.1: one small bitmap font
-        return ImageFont.load_default()
-
-
-def _canvas(width: int, height: int):
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (width * SCALE, height * SCALE), "white")
-    return image, ImageDraw.Draw(image)
-
-
-def _done(image, width: int, height: int):
-    from PIL import Image
-
-    return image.resize((width, height), Image.LANCZOS)
-
-
-def _fit(draw, text: str, font, width: float) -> str:
-    while draw.textlength(text, font=font) > width and len(text) > 4:
-        text = text[:-4] + "..."
-    return text
-
-
-def _measure(text: str, font) -> float:
-    """Width of ``text`` in ``font``, in final (unscaled) pixels."""
-    from PIL import Image, ImageDraw
-
-    return ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font) / SCALE
-
-
-def _vertical_text(text: str, font, colour="black"):
-    from PIL import Image, ImageDraw
-
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label = Image.new("RGB", (int(probe.textlength(text, font=font)) + 4 * SCALE,
-                              20 * SCALE), "white")
-    ImageDraw.Draw(label).text((2 * SCALE, 10 * SCALE), text, fill=colour, font=font,
-                               anchor="lm")
-    return label.rotate(90, expand=True)
-
-
 def class_counts_chart(class_names, before, after=None, width: int = 620):
     """Horizontal bars per class: images before cleaning (light) and after (dark)."""
     s, n = SCALE, len(class_names)
     row = 28
     height = 70 + n * row
-    image, draw = _canvas(width, height)
-    small, normal = _font(12), _font(14)
+    image, draw = canvas(width, height)
+    small, normal = font(12), font(14)
     left, right = 180, 50
     x0, x1 = left * s, (width - right) * s
     top = max(max(before, default=0), max(after if after is not None else [0], default=0), 1)
-    draw.text((12 * s, 12 * s), "images per class", fill="black", font=_font(16), anchor="lt")
+    draw.text((12 * s, 12 * s), "images per class", fill="black", font=font(16), anchor="lt")
     legend = [("before cleaning", BEFORE)] + ([("after cleaning", AFTER)] if after is not None
                                              else [])
     lx = x1
@@ -82,7 +37,7 @@ def class_counts_chart(class_names, before, after=None, width: int = 620):
         lx -= 16 * s
     for i, name in enumerate(class_names):
         y = (48 + i * row) * s
-        draw.text((x0 - 8 * s, y + row * s / 2), _fit(draw, str(name), normal, (left - 14) * s),
+        draw.text((x0 - 8 * s, y + row * s / 2), fit_text(draw, str(name), normal, (left - 14) * s),
                   fill="black", font=normal, anchor="rm")
         bars = [(before[i], BEFORE, 0)] + ([(after[i], AFTER, 1)] if after is not None else [])
         thick = (row - 8) / len(bars)
@@ -93,7 +48,7 @@ def class_counts_chart(class_names, before, after=None, width: int = 620):
             draw.text((end + 4 * s, yy + thick * s / 2), str(int(value)), fill="black",
                       font=small, anchor="lm")
     draw.line([(x0, 44 * s), (x0, (50 + n * row) * s)], fill="black", width=s)
-    return _done(image, width, height)
+    return finish(image, width, height)
 
 
 def _epochs(history: dict) -> tuple[dict[str, list[float]], list[tuple[str, int]]]:
@@ -118,7 +73,7 @@ def training_curves_chart(history: dict):
     """Loss and accuracy per epoch (training and validation), phases marked."""
     series, phases = _epochs(history)
     width, height = 980, 380
-    image, draw = _canvas(width, height)
+    image, draw = canvas(width, height)
     s = SCALE
     epochs = max((len(v) for v in series.values()), default=0)
     panels = [("loss", "loss", "val_loss"), ("accuracy", "accuracy", "val_accuracy")]
@@ -132,8 +87,8 @@ def training_curves_chart(history: dict):
                      ("validation", series.get(val_key, []), VALIDATION)])
     if not epochs:
         draw.text((width * s / 2, height * s / 2), "no training epochs recorded",
-                  fill="firebrick", font=_font(16), anchor="mm")
-    return _done(image, width, height)
+                  fill="firebrick", font=font(16), anchor="mm")
+    return finish(image, width, height)
 
 
 def nice_top(value: float) -> float:
@@ -146,10 +101,11 @@ def nice_top(value: float) -> float:
 
 
 def _line_panel(draw, box, epochs, top, title, phases, lines):
+    """One panel of the training curves in ``box``: ``lines`` over epochs, phases marked."""
     s = SCALE
     x0, y0, x1, y1 = box
-    small, normal = _font(11), _font(13)
-    draw.text((x0, y0 - 14 * s), title, fill="black", font=_font(15), anchor="ls")
+    small, normal = font(11), font(13)
+    draw.text((x0, y0 - 14 * s), title, fill="black", font=font(15), anchor="ls")
 
     def px(i):  # epoch index 0..epochs-1
         return x0 + (i + 0.5) / max(epochs, 1) * (x1 - x0)
@@ -179,14 +135,25 @@ def _line_panel(draw, box, epochs, top, title, phases, lines):
         if len(points) > 1:
             draw.line(points, fill=colour, width=3 * s, joint="curve")
         for x, y in points:
-            draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=colour,
-                         outline="white", width=s)
+            marker(draw, "circle", x, y, 4 * s, colour)
     for at, phase in phase_labels:  # over the lines, on a white ground
-        box = draw.textbbox(at, phase, font=small, anchor="lt")
-        draw.rectangle([box[0] - 2 * s, box[1] - 2 * s, box[2] + 2 * s, box[3] + 2 * s],
-                       fill="white")
-        draw.text(at, phase, fill="#555555", font=small, anchor="lt")
-    lx, ly = x1, y0 - 19 * s
+        _label_on_white(draw, at, phase, small)
+    _panel_legend(draw, (x1, y0 - 19 * s), lines, small)
+
+
+def _label_on_white(draw, at, text: str, small) -> None:
+    """``text`` in grey with its top-left at ``at``, on a white patch hiding what is under it."""
+    s = SCALE
+    box = draw.textbbox(at, text, font=small, anchor="lt")
+    draw.rectangle([box[0] - 2 * s, box[1] - 2 * s, box[2] + 2 * s, box[3] + 2 * s],
+                   fill="white")
+    draw.text(at, text, fill="#555555", font=small, anchor="lt")
+
+
+def _panel_legend(draw, end, lines, small) -> None:
+    """The panel's series names with their colours, right-aligned to ``end`` (x, y)."""
+    s = SCALE
+    lx, ly = end
     for name, _, colour in reversed(lines):
         lx -= draw.textlength(name, font=small) + 30 * s
         draw.line([(lx, ly), (lx + 20 * s, ly)], fill=colour, width=3 * s)
@@ -200,18 +167,39 @@ def confusion_chart(matrix, class_names, title: str):
     n = len(matrix)
     cell = int(min(44, max(16, 320 // max(n, 1))))
     s = SCALE
-    small, normal = _font(11 if cell >= 28 else 9), _font(13)
-    longest = max((_measure(str(name), small) for name in class_names[:n]), default=0)
+    small, normal = font(11 if cell >= 28 else 9), font(13)
+    longest = max((text_width(str(name), small) / SCALE for name in class_names[:n]), default=0)
     left, top = int(min(longest, 120) + 40), 44
     bottom = int(min(longest, 120) + 36)
     width = max(left + n * cell + 20, 360)
     height = top + n * cell + bottom
-    image, draw = _canvas(width, height)
-    draw.text((width * s / 2, 18 * s), _fit(draw, title, _font(15), (width - 10) * s),
-              fill="black", font=_font(15), anchor="mm")
+    image, draw = canvas(width, height)
+    draw.text((width * s / 2, 18 * s), fit_text(draw, title, font(15), (width - 10) * s),
+              fill="black", font=font(15), anchor="mm")
+    x0, y0 = left * s, top * s
+    _confusion_cells(draw, matrix, (x0, y0), cell, small)
+    draw.rectangle([x0, y0, x0 + n * cell * s, y0 + n * cell * s], outline="black", width=s)
+    for i, name in enumerate(class_names[:n]):
+        label = fit_text(draw, str(name), small, (left - 36) * s)
+        draw.text((x0 - 6 * s, y0 + (i + 0.5) * cell * s), label, fill="black", font=small,
+                  anchor="rm")
+        vertical = vertical_text(fit_text(draw, str(name), small, (bottom - 32) * s), small)
+        image.paste(vertical, (int(x0 + (i + 0.5) * cell * s - vertical.width / 2),
+                               int(y0 + n * cell * s + 6 * s)))
+    draw.text((x0 + n * cell * s / 2, (height - 12) * s), "predicted class", fill="black",
+              font=normal, anchor="mm")
+    label = vertical_text("true class", normal)
+    image.paste(label, (2 * s, int(y0 + n * cell * s / 2 - label.height / 2)))
+    return finish(image, width, height)
+
+
+def _confusion_cells(draw, matrix, origin, cell: int, small) -> None:
+    """The matrix's cells from ``origin``, shaded by their share of the true class (row), each
+    non-zero count written in it."""
+    s, n = SCALE, len(matrix)
+    x0, y0 = origin
     totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     share = matrix / totals
-    x0, y0 = left * s, top * s
     for i in range(n):
         for j in range(n):
             v = float(share[i, j])
@@ -222,19 +210,6 @@ def confusion_chart(matrix, class_names, title: str):
             if matrix[i, j]:
                 draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), str(matrix[i, j]),
                           fill="white" if v > 0.5 else "black", font=small, anchor="mm")
-    draw.rectangle([x0, y0, x0 + n * cell * s, y0 + n * cell * s], outline="black", width=s)
-    for i, name in enumerate(class_names[:n]):
-        label = _fit(draw, str(name), small, (left - 36) * s)
-        draw.text((x0 - 6 * s, y0 + (i + 0.5) * cell * s), label, fill="black", font=small,
-                  anchor="rm")
-        vertical = _vertical_text(_fit(draw, str(name), small, (bottom - 32) * s), small)
-        image.paste(vertical, (int(x0 + (i + 0.5) * cell * s - vertical.width / 2),
-                               int(y0 + n * cell * s + 6 * s)))
-    draw.text((x0 + n * cell * s / 2, (height - 12) * s), "predicted class", fill="black",
-              font=normal, anchor="mm")
-    label = _vertical_text("true class", normal)
-    image.paste(label, (2 * s, int(y0 + n * cell * s / 2 - label.height / 2)))
-    return _done(image, width, height)
 
 
 def heat_colours(heat: np.ndarray) -> np.ndarray:
@@ -247,7 +222,7 @@ def heat_colours(heat: np.ndarray) -> np.ndarray:
 
 def saliency_panel(image: np.ndarray, heat: np.ndarray, size: int = 160):
     """The image, its heat map and the two blended, side by side, with titles."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     gap, header = 8, 18
     picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).resize(
@@ -256,10 +231,11 @@ def saliency_panel(image: np.ndarray, heat: np.ndarray, size: int = 160):
     blend = Image.blend(picture.convert("RGB"), colours, 0.55)
     sheet = Image.new("RGB", (3 * size + 2 * gap, size + header), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=12)
+    label_font = font(12, scale=1)
     for k, (title, tile) in enumerate((("image", picture), ("saliency", colours),
                                        ("overlay", blend))):
         x = k * (size + gap)
-        draw.text((x + size / 2, header / 2), title, fill="black", font=font, anchor="mm")
+        draw.text((x + size / 2, header / 2), title, fill="black", font=label_font,
+                  anchor="mm")
         sheet.paste(tile.convert("RGB"), (x, header))
     return sheet

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codabench_kit.report import drawing
+
 TILE = 96
 CAPTION = 14
 HEADER = 18
@@ -22,7 +24,7 @@ def removed_grid(images: np.ndarray, labels: np.ndarray, class_names, removed,
                  path: Path, *, per_reason: int = 16) -> int:
     """Draw ``removed`` ([(row, cleaner, reason), ...]) into a PNG at ``path``; rows index
     ``images``. Returns the number of tiles drawn."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     by_reason: dict[str, list[int]] = defaultdict(list)
     for row, cleaner, reason in removed:
@@ -32,7 +34,7 @@ def removed_grid(images: np.ndarray, labels: np.ndarray, class_names, removed,
                           for _, rows in sections)
     sheet = Image.new("RGB", (COLUMNS * TILE, max(height, 2 * HEADER)), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=11)
+    font = drawing.font(11, scale=1)
     draw.text((4, 3), f"{len(removed)} images removed; up to {per_reason} shown per reason"
               if removed else "nothing was removed", fill="black", font=font)
     y, drawn = HEADER, 0

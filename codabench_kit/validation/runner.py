@@ -124,6 +124,76 @@ def validate_zip(
     raise :class:`~codabench_kit.errors.CbkError`. A zip with a parity probe (cbk's) adds
     the ``parity`` check; ``budget`` adds the ``budget`` check (:mod:`.fidelity`).
     """
+    job = _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget,
+               limits=dict(max_total_bytes=max_total_bytes, max_entries=max_entries,
+                           max_ratio=max_ratio))
+    workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
+    try:
+        return _validate_in(job, workdir)
+    finally:
+        _remove_tree(workdir)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The checked arguments of one :func:`validate_zip` call."""
+
+    zip_path: Path
+    images: np.ndarray
+    labels: np.ndarray | None
+    num_classes: int
+    timeout: float
+    interpreter: str
+    confinement: Sandbox
+    budget: Budget | None
+    limits: dict[str, Any]
+    """``safe_extract``'s limits: max_total_bytes, max_entries, max_ratio."""
+    say: Callable[[str], None]
+
+
+def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
+    """Unpack, run and check the submission inside ``workdir``, which the caller removes."""
+    # Two levels down, so a naive "../../file" from model code still lands in workdir.
+    submission = workdir / "run" / "submission"
+    io_dir = workdir / "io"
+    for folder in (io_dir, workdir / "tmp", workdir / "home"):
+        folder.mkdir()
+    job.say(f"checking {job.zip_path.name}")
+    try:
+        summary = safe_extract(job.zip_path, submission, **job.limits)
+    except ZipRejectedError as exc:
+        return ValidationReport(checks=(Check("zip", False, str(exc)),))
+    checks = [Check("zip", True, summary.describe())]
+    probe = _write_inputs(io_dir, job.images, submission, job.say)
+    n, timeout, interpreter = len(job.images), job.timeout, job.interpreter
+    job.say(job.confinement.describe())
+    job.say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
+    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None)
+    report = _report(run, checks, io_dir / "output.npy", job.labels, n, job.num_classes, timeout,
+                     interpreter, job.say)
+    report = _fidelity(report, run, probe, io_dir, job.budget, job.zip_path, timeout, interpreter)
+    return dataclasses.replace(report, sandbox=job.confinement.describe())
+
+
+def _write_inputs(io_dir: Path, images: np.ndarray, submission: Path,
+                  say: Callable[[str], None]) -> Probe | None:
+    """Save the images for the child, and the zip's parity probe if it has a valid one."""
+    np.save(io_dir / "input.npy", images, allow_pickle=False)
+    probe = read_probe(submission)  # read before model code runs (it may write there)
+    if probe is not None:
+        np.save(io_dir / "probe.npy", probe.images, allow_pickle=False)
+    else:
+        say("parity: not checked (the zip has no valid probe.npz: not made by cbk build)")
+    return probe
+
+
+# --- arguments -------------------------------------------------------------------
+
+
+def _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget, *,
+         limits: dict[str, Any]) -> _Job:
+    """Check :func:`validate_zip`'s arguments (raising on the first bad one) and gather them;
+    finds the interpreter and picks the sandbox."""
     say = progress or (lambda _line: None)
     images = _check_images(images)
     labels = _check_labels(labels, len(images))
@@ -134,42 +204,8 @@ def validate_zip(
     zip_path = Path(zip_path)
     interpreter = _find_interpreter(python)
     confinement = choose_sandbox(sandbox)
-    n = len(images)
-
-    workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
-    try:
-        # Two levels down, so a naive "../../file" from model code still lands in workdir.
-        submission = workdir / "run" / "submission"
-        io_dir = workdir / "io"
-        io_dir.mkdir()
-        (workdir / "tmp").mkdir()
-        (workdir / "home").mkdir()
-        say(f"checking {zip_path.name}")
-        try:
-            summary = safe_extract(
-                zip_path, submission, max_total_bytes=max_total_bytes, max_entries=max_entries, max_ratio=max_ratio
-            )
-        except ZipRejectedError as exc:
-            return ValidationReport(checks=(Check("zip", False, str(exc)),))
-        checks = [Check("zip", True, summary.describe())]
-
-        np.save(io_dir / "input.npy", images, allow_pickle=False)
-        probe = read_probe(submission)  # read before model code runs (it may write there)
-        if probe is not None:
-            np.save(io_dir / "probe.npy", probe.images, allow_pickle=False)
-        else:
-            say("parity: not checked (the zip has no valid probe.npz: not made by cbk build)")
-        say(confinement.describe())
-        say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
-        run = _run_ingest(interpreter, submission, workdir, confinement, timeout, probe is not None)
-        report = _report(run, checks, io_dir / "output.npy", labels, n, num_classes, timeout, interpreter, say)
-        report = _fidelity(report, run, probe, io_dir, budget, zip_path, timeout, interpreter)
-        return dataclasses.replace(report, sandbox=confinement.describe())
-    finally:
-        _remove_tree(workdir)
-
-
-# --- arguments -------------------------------------------------------------------
+    return _Job(zip_path, images, labels, num_classes, timeout, interpreter, confinement, budget,
+                limits, say)
 
 
 def _find_interpreter(python: str | os.PathLike[str] | None) -> str:
