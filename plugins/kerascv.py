@@ -11,7 +11,8 @@ is transformed) and ``magnitude`` in [0, 1], mapped per layer below. The built-i
 ``randaugment``, ``augmix`` and ``gridmask`` (keras.ops, any Keras backend) are the
 usual choice; these are for comparing against the KerasCV implementations. KerasCV's
 layers compute with TensorFlow: these need the TensorFlow backend, and reseed
-TensorFlow's global random stream before each batch (for determinism).
+TensorFlow's global random stream before each batch (for determinism); so the training
+pipeline runs them eagerly, not compiled (``codabench_kit.training.compiled``).
 """
 
 from __future__ import annotations
@@ -49,10 +50,15 @@ def _keras_cv(name):
 
 
 def _layer_augmenter(name, layer_fn):
-    from codabench_kit.plugins.augmenters import Augmenter
+    from codabench_kit.plugins.augmenters.base import Augmenter
 
     class KerasCVLayer(Augmenter):
         NAME = name
+        COMPILE = None
+        """Runs eagerly in the training pipeline: each call reseeds TensorFlow's and
+        Python's global streams (Python-side state, which a traced graph would freeze at
+        trace time), and KerasCV's layers rely on AutoGraph, which compiled augmenters
+        trace without (AugMix's Equalization fails to trace)."""
 
         def __init__(self, seed, probability, magnitude):
             super().__init__(seed, probability, magnitude)
