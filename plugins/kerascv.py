@@ -11,7 +11,8 @@ is transformed) and ``magnitude`` in [0, 1], mapped per layer below. The built-i
 ``randaugment``, ``augmix`` and ``gridmask`` (keras.ops, any Keras backend) are the
 usual choice; these are for comparing against the KerasCV implementations. KerasCV's
 layers compute with TensorFlow: these need the TensorFlow backend, and reseed
-TensorFlow's global random stream before each batch (for determinism).
+TensorFlow's global random stream before each batch (for determinism); so the training
+pipeline runs them eagerly, not compiled (``codabench_kit.training.compiled``).
 """
 
 from __future__ import annotations
@@ -27,16 +28,13 @@ EXTRA = "pip install 'codabench-kit[kerascv]'"
 def register_augmenters(register):
     register("kerascv-randaugment", make_randaugment, requires="keras-cv",
              description="keras_cv.layers.RandAugment (needs the kerascv extra). magnitude: "
-                         "the layer's magnitude (its standard deviation 0.15).",
-             options={"probability": 1.0, "magnitude": 0.5, "num_ops": 2})
+                         "the layer's magnitude (its standard deviation 0.15).")
     register("kerascv-augmix", make_augmix, requires="keras-cv",
              description="keras_cv.layers.AugMix (needs the kerascv extra). magnitude: the "
-                         "layer's severity.",
-             options={"probability": 1.0, "magnitude": 0.3, "num_chains": 3, "alpha": 1.0})
+                         "layer's severity.")
     register("kerascv-gridmask", make_gridmask, requires="keras-cv",
              description="keras_cv.layers.GridMask (needs the kerascv extra). magnitude: the "
-                         "largest hole ratio of the grid's period.",
-             options={"probability": 0.5, "magnitude": 0.5, "rotate": True})
+                         "largest hole ratio of the grid's period.")
 
 
 def _keras_cv(name):
@@ -52,6 +50,11 @@ def _layer_augmenter(name, layer_fn):
 
     class KerasCVLayer(Augmenter):
         NAME = name
+        COMPILE = None
+        """Runs eagerly in the training pipeline: each call reseeds TensorFlow's and
+        Python's global streams (Python-side state, which a traced graph would freeze at
+        trace time), and KerasCV's layers rely on AutoGraph, which compiled augmenters
+        trace without (AugMix's Equalization fails to trace)."""
 
         def __init__(self, seed, probability, magnitude):
             super().__init__(seed, probability, magnitude)
