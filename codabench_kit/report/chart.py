@@ -21,12 +21,6 @@ MARKERS = ("circle", "square", "triangle", "diamond", "down", "circle", "square"
            "diamond", "down")
 
 
-def chart_path_for(zip_path: Path) -> Path:
-    """``<zip stem>.robustness.png`` beside the zip."""
-    zip_path = Path(zip_path)
-    return zip_path.with_name(zip_path.stem + ".robustness.png")
-
-
 def write_chart(report: dict, path: Path, *, title: str | None = None) -> Path:
     """Draw the chart of ``report`` (see :mod:`codabench_kit.evaluation.robustness`) into ``path``:
     written beside it under a temporary name, then published; never overwrites."""
