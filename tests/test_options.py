@@ -48,9 +48,14 @@ def test_unknown_option_lists_valid_ones(registry):
         select(registry, ["effnet"], parse_set(["effnet.varient=s"]))
 
 
-def test_wrongly_typed_value(registry):
-    with pytest.raises(OptionError, match=r"augmix.num_chains expects a int .*received 'many'"):
-        select(registry, ["augmix"], parse_set(["augmix.num_chains=many"]))
+@pytest.mark.parametrize("assignment, message", [
+    ("augmix.num_chains=many", "augmix.num_chains expects an int (default 1); received 'many'"),
+    ("augmix.magnitude=big", "augmix.magnitude expects a float (default 0.3); received 'big'"),
+])
+def test_wrongly_typed_value(registry, assignment, message):
+    with pytest.raises(OptionError) as info:
+        select(registry, ["augmix"], parse_set([assignment]))
+    assert str(info.value) == message
 
 
 def test_options_for_an_unselected_component(registry):

@@ -66,9 +66,15 @@ def test_unknown_name_suggests_close_match(registry):
     assert "cbk plugins" in message
 
 
-def test_name_of_other_kind_is_rejected(registry):
-    with pytest.raises(UnknownComponentError, match="'augmix' is a augmenter, not a backbone"):
-        registry.get("augmix", "backbone")
+@pytest.mark.parametrize("name, kind, message", [
+    ("augmix", "backbone", "'augmix' is an augmenter, not a backbone"),
+    ("cnn", "augmenter", "'cnn' is a backbone, not an augmenter"),
+    ("dedupe", "tta", "'dedupe' is a cleaner, not a tta"),
+])
+def test_name_of_other_kind_is_rejected(registry, name, kind, message):
+    with pytest.raises(UnknownComponentError) as info:
+        registry.get(name, kind)
+    assert str(info.value) == message
 
 
 def test_duplicate_name_names_both_providers(install_plugin):

@@ -12,7 +12,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from codabench_kit.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from codabench_kit.errors import (DuplicateComponentError, PluginError, UnknownComponentError,
+                                  with_article)
 
 KINDS = ("cleaner", "augmenter", "backbone", "tta")
 """Component kinds, in pipeline order."""
@@ -124,7 +125,7 @@ class Registry:
             return component
         if component is not None:
             raise UnknownComponentError(
-                f"{name!r} is a {component.kind}, not a {kind}"
+                f"{name!r} is {with_article(component.kind)}, not {with_article(kind)}"
             )
         pool = [c.name for c in self.components(kind)]
         close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
