@@ -120,7 +120,9 @@ def test_misspelt_hook_fails_at_load(install_plugin):
         get_plugin_manager()
 
 
-def test_plugin_adds_cli_command(install_plugin, capsys):
+def test_plugin_adds_cli_command(install_plugin, capsys, monkeypatch):
+    """The plugin adds its command to a copy of the ``cli`` group's commands, so the
+    module's group (shared by every test) is left as it was."""
     install_plugin("cbk_hello", """
         import click
         from codabench_kit import hookimpl
@@ -132,10 +134,15 @@ def test_plugin_adds_cli_command(install_plugin, capsys):
                 "Say hello."
                 click.echo("hello from a plugin")
     """)
-    with pytest.raises(SystemExit) as info:
-        main(["hello"])
+    before = dict(cli.commands)
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "commands", dict(cli.commands))
+        with pytest.raises(SystemExit) as info:
+            main(["hello"])
+        assert set(cli.commands) - set(before) == {"hello"}
     assert info.value.code == 0
     assert "hello from a plugin" in capsys.readouterr().out
+    assert cli.commands == before and "hello" not in cli.commands
 
 
 def test_load_plugins_env_narrows_loading(monkeypatch):
