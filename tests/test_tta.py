@@ -8,7 +8,8 @@ import pytest
 from codabench_kit.errors import OptionError
 from codabench_kit.components.selection import parse_set, select
 
-NEW = ("rot-tta", "d4-tta", "random-tta", "crop-tta")
+MERGING = ("flip-tta", "rot-tta", "d4-tta", "random-tta", "crop-tta")
+"""The strategies with a ``merge`` option: all but ``no-tta``."""
 SIZE = 8
 NUM_CLASSES = 4
 
@@ -63,8 +64,8 @@ def pixel_rows(image):
 # --- views ---------------------------------------------------------------------------------
 
 
-def test_new_strategies_are_registered_with_a_merge_option(registry, create):
-    for name in (*NEW, "flip-tta"):
+def test_strategies_are_registered_with_a_merge_option(registry, create):
+    for name in MERGING:
         component = registry.get(name, "tta")
         assert component.options["merge"] == "mean"
         assert create(name).merge == "mean"
