@@ -44,3 +44,9 @@ class HistoryError(CbkError):
 
 class TargetError(CbkError):
     """A target environment (``cbk validate --target``) is unknown or cannot be made."""
+
+
+def with_article(word: str) -> str:
+    """``word`` after its indefinite article, for messages: ``an int``, ``a float``,
+    ``an augmenter``, ``a backbone``. By the first letter: a vowel takes ``an``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

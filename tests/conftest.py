@@ -46,9 +46,17 @@ def install_plugin(tmp_path, monkeypatch):
     yield install
 
 
-@pytest.fixture
-def registry():
+def installed_registry():
+    """A registry of the installed plugins' components, built afresh. Tests take the
+    ``registry`` fixture; this is for lists of names that parametrize tests at collection."""
     from codabench_kit.components.plugin_manager import get_plugin_manager
     from codabench_kit.components.registry import Registry
 
     return Registry.from_plugin_manager(get_plugin_manager())
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """The registry of the installed plugins, built once per test module (tests only read
+    it; a test that installs a plugin builds its own)."""
+    return installed_registry()

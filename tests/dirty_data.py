@@ -99,7 +99,8 @@ def make_dirty(images, labels, *, seed=0, copies=15, exact=30, near=40, conflict
 
 
 def score(dirty: Dirty, kept_rows) -> dict:
-    """The figures the issue asks for, from the rows a cleaning kept."""
+    """How well a cleaning did, from the rows it kept: contaminants removed, duplicate and
+    conflicting pairs resolved, real images lost."""
     kept = np.zeros(len(dirty.labels), bool)
     kept[np.asarray(kept_rows)] = True
     kind, partner = dirty.kind, dirty.partner

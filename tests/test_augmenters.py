@@ -8,16 +8,14 @@ import pytest
 
 from codabench_kit.errors import OptionError
 from codabench_kit.components.selection import parse_set, select
-from codabench_kit.components.plugin_manager import get_plugin_manager
-from codabench_kit.components.registry import Registry
+from conftest import installed_registry
 
-REGISTRY = Registry.from_plugin_manager(get_plugin_manager())
-AUGMENTERS = [c.name for c in REGISTRY.components("augmenter")]
+AUGMENTERS = [c.name for c in installed_registry().components("augmenter")]
 NUM_CLASSES = 8
 
 
-def needs_extra(name):
-    return REGISTRY.get(name).metadata.get("requires") == "keras-cv"
+def needs_extra(registry, name):
+    return registry.get(name).metadata.get("requires") == "keras-cv"
 
 
 def require_keras_cv(name):
@@ -30,11 +28,17 @@ def require_keras_cv(name):
                     f"{exc})", pytrace=False)
 
 
-def build(name, seed=0, **overrides):
-    if needs_extra(name):
-        require_keras_cv(name)
-    component = REGISTRY.get(name, "augmenter")
-    return component.create(seed=seed, **{**component.options, **overrides})
+@pytest.fixture
+def build(registry):
+    """``build(name, seed=0, **overrides)``: the augmenter with its registered options;
+    fails the test when it needs keras-cv and that is not installed."""
+    def build(name, seed=0, **overrides):
+        if needs_extra(registry, name):
+            require_keras_cv(name)
+        component = registry.get(name, "augmenter")
+        return component.create(seed=seed, **{**component.options, **overrides})
+
+    return build
 
 
 def run(augment, images, labels):
@@ -56,20 +60,20 @@ def batch():
     return images, labels
 
 
-def test_all_issue_augmenters_are_registered():
+def test_the_expected_augmenters_are_registered(registry):
     expected = {"randaugment", "augmix", "cutmix", "mixup", "gridmask", "erasing", "flips",
                 "geometric", "color", "noise", "corrupt",
                 "kerascv-randaugment", "kerascv-augmix", "kerascv-gridmask"}
     assert expected <= set(AUGMENTERS)
     for name in AUGMENTERS:
-        options = REGISTRY.get(name).options
+        options = registry.get(name).options
         assert "probability" in options and 0.0 <= options["magnitude"] <= 1.0, name
 
 
 @pytest.mark.parametrize("name", AUGMENTERS)
-def test_registered_options_match_the_factory(name):
+def test_registered_options_match_the_factory(name, registry):
     """The registered defaults (which type ``--set``) are the factory's own defaults."""
-    component = REGISTRY.get(name)
+    component = registry.get(name)
     parameters = inspect.signature(component.factory).parameters
     assert "seed" in parameters
     for key, default in component.options.items():
@@ -78,7 +82,7 @@ def test_registered_options_match_the_factory(name):
 
 
 @pytest.mark.parametrize("name", AUGMENTERS)
-def test_shape_dtype_range_and_labels_kept(name, batch):
+def test_shape_dtype_range_and_labels_kept(name, batch, build):
     images, labels = batch
     out_images, out_labels = run(build(name, probability=1.0), images, labels)
     assert out_images.shape == images.shape and out_images.dtype == np.float32
@@ -91,7 +95,7 @@ def test_shape_dtype_range_and_labels_kept(name, batch):
 
 
 @pytest.mark.parametrize("name", AUGMENTERS)
-def test_same_seed_same_output_other_seed_differs(name, batch):
+def test_same_seed_same_output_other_seed_differs(name, batch, build):
     images, labels = batch
     first, again, other = build(name, seed=5), build(name, seed=5), build(name, seed=6)
     differs = False
@@ -105,7 +109,7 @@ def test_same_seed_same_output_other_seed_differs(name, batch):
 
 
 @pytest.mark.parametrize("name", AUGMENTERS)
-def test_probability_zero_leaves_the_batch_unchanged(name, batch):
+def test_probability_zero_leaves_the_batch_unchanged(name, batch, build):
     images, labels = batch
     out_images, out_labels = run(build(name, probability=0.0), images, labels)
     np.testing.assert_array_equal(out_images, images)
@@ -113,7 +117,7 @@ def test_probability_zero_leaves_the_batch_unchanged(name, batch):
 
 
 @pytest.mark.parametrize("name", AUGMENTERS)
-def test_probability_picks_images_not_batches(name, batch):
+def test_probability_picks_images_not_batches(name, batch, build):
     """probability 0.5: a random subset of the batch is transformed, the rest untouched."""
     images, labels = batch
     out_images, out_labels = run(build(name, seed=1, probability=0.5), images, labels)
@@ -123,7 +127,7 @@ def test_probability_picks_images_not_batches(name, batch):
 
 
 @pytest.mark.parametrize("name", ["mixup", "cutmix"])
-def test_labels_mixed_in_proportion(name):
+def test_labels_mixed_in_proportion(name, build):
     """Black (class 0) and white (class 1) images: after mixing, each image's mean
     brightness is the share of the white image, which must be its class-1 weight
     (MixUp's lambda; CutMix's pasted area)."""
@@ -141,7 +145,7 @@ def test_labels_mixed_in_proportion(name):
         assert set(np.unique(out_images)) <= {0.0, 255.0}
 
 
-def test_flips_are_symmetries_of_the_square(batch):
+def test_flips_are_symmetries_of_the_square(batch, build):
     images, labels = batch
     out, _ = run(build("flips", probability=1.0), images, labels)
     for source, result in zip(images, out):
@@ -153,7 +157,7 @@ def test_flips_are_symmetries_of_the_square(batch):
 
 @pytest.mark.parametrize("kind", ["deposits", "bubbles", "defocus", "motion", "pixelate",
                                   "brightness", "contrast"])
-def test_each_corruption_changes_images(kind, batch):
+def test_each_corruption_changes_images(kind, batch, build):
     images, labels = batch
     out, _ = run(build("corrupt", probability=1.0, severity=3, kinds=[kind]), images[:8],
                  labels[:8])
@@ -161,10 +165,10 @@ def test_each_corruption_changes_images(kind, batch):
     assert 0.0 <= out.min() and out.max() <= 255.0
 
 
-def test_options_typed_from_the_command_line():
+def test_options_typed_from_the_command_line(registry):
     settings = parse_set(["corrupt.severity=4", "corrupt.kinds=bubbles,deposits",
                           "geometric.zoom=true", "cutmix.magnitude=0.5", "flips.probability=1"])
-    selection = select(REGISTRY, ["cnn", "corrupt", "geometric", "cutmix", "flips"], settings)
+    selection = select(registry, ["cnn", "corrupt", "geometric", "cutmix", "flips"], settings)
     assert selection.options_for("corrupt")["severity"] == 4
     assert selection.options_for("corrupt")["kinds"] == ["bubbles", "deposits"]
     assert selection.options_for("geometric")["zoom"] is True
@@ -182,18 +186,18 @@ def test_options_typed_from_the_command_line():
     ("gridmask", {"fill": "grey"}, "gridmask.fill expects one of"),
     ("geometric", {"fill_mode": "edge"}, "geometric.fill_mode expects one of"),
 ])
-def test_bad_options_are_rejected(name, options, message):
+def test_bad_options_are_rejected(name, options, message, build):
     with pytest.raises(OptionError, match=message.replace("[", r"\[").replace("]", r"\]")):
         build(name, **options)
 
 
-def test_chained_in_the_training_pipeline(batch):
+def test_chained_in_the_training_pipeline(batch, registry, build):
     """All built-ins composed in order, as the build runs them, on numpy batches."""
     from codabench_kit.training.batches import TrainingBatches
 
     images, labels = batch
     augmenters = [build(name, seed=i) for i, name in enumerate(AUGMENTERS)
-                  if not needs_extra(name)]
+                  if not needs_extra(registry, name)]
     batches = TrainingBatches(images.astype("uint8"), labels.argmax(1), NUM_CLASSES,
                               batch_size=16, augmenters=augmenters, seed=0)
     x, y = batches[0]
@@ -202,7 +206,7 @@ def test_chained_in_the_training_pipeline(batch):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_off_at_inference(batch):
+def test_off_at_inference(batch, registry, build):
     """The exported model (backbone + head + TTA) holds no augmentation layer, and
     predicts the same twice, after the augmenters have run."""
     import keras
@@ -212,10 +216,10 @@ def test_off_at_inference(batch):
     images, labels = batch
     for name in AUGMENTERS:
         run(build(name, probability=1.0), images[:4], labels[:4])
-    backbone = REGISTRY.get("cnn").create(input_shape=(96, 96, 3), weights=None, width=8,
+    backbone = registry.get("cnn").create(input_shape=(96, 96, 3), weights=None, width=8,
                                           blocks=1, norm="batch")
     classifier = assemble_classifier(backbone, NUM_CLASSES)
-    tta = REGISTRY.get("flip-tta").create(**REGISTRY.get("flip-tta").options)
+    tta = registry.get("flip-tta").create(**registry.get("flip-tta").options)
     model = inference_model(classifier, tta)
 
     augmenting = tuple(getattr(keras.layers, n) for n in dir(keras.layers)

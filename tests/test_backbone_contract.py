@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from codabench_kit.errors import BuildError
-from codabench_kit.components.plugin_manager import get_plugin_manager
-from codabench_kit.components.registry import Registry
+from codabench_kit.plugins import backbones as backbone_module
+from conftest import installed_registry
 
-REGISTRY = Registry.from_plugin_manager(get_plugin_manager())
-BACKBONES = sorted(c.name for c in REGISTRY.components("backbone"))
-BACKBONE_MODULE = inspect.getmodule(REGISTRY.get("cnn").factory)
+BACKBONES = sorted(c.name for c in installed_registry().components("backbone"))
+PRETRAINED_BUILT_INS = sorted(c.name for c in installed_registry().components("backbone")
+                              if c.name != "cnn" and c.provider == "backbones")
 NUM_CLASSES = 3
 
 
@@ -24,7 +24,7 @@ def keras():
 
 
 def minimum_side(name):
-    return BACKBONE_MODULE.MIN_IMAGE_SIZE.get(name, BACKBONE_MODULE.DEFAULT_MIN_IMAGE_SIZE)
+    return backbone_module.MIN_IMAGE_SIZE.get(name, backbone_module.DEFAULT_MIN_IMAGE_SIZE)
 
 
 def tiny_shape(name):
@@ -32,18 +32,24 @@ def tiny_shape(name):
     return (side, side, 3)
 
 
-def tiny_options(name, **overrides):
+def tiny_options(registry, name, **overrides):
     """The registered defaults, with ``size`` 0 (no resizing) so the case stays small."""
-    options = dict(REGISTRY.get(name, "backbone").options)
+    options = dict(registry.get(name, "backbone").options)
     if "size" in options:
         options["size"] = 0
     return {**options, **overrides}
 
 
-def build(name, shape=None, **overrides):
-    component = REGISTRY.get(name, "backbone")
-    return component.create(input_shape=shape or tiny_shape(name), weights=None,
-                            **tiny_options(name, **overrides))
+@pytest.fixture
+def build(registry):
+    """``build(name, shape=None, **overrides)``: the backbone with :func:`tiny_options`,
+    weights=None, on :func:`tiny_shape` images unless ``shape`` is given."""
+    def build(name, shape=None, **overrides):
+        component = registry.get(name, "backbone")
+        return component.create(input_shape=shape or tiny_shape(name), weights=None,
+                                **tiny_options(registry, name, **overrides))
+
+    return build
 
 
 def images(shape, n=4, seed=0):
@@ -69,20 +75,20 @@ def preprocessing_of(backbone):
     return k.Model(backbone.input, backbone.layers[index - 1].output)
 
 
-def test_every_expected_family_is_registered():
+def test_every_expected_family_is_registered(registry):
     assert set(BACKBONES) >= {"cnn", "mobilenet", "effnet", "efficientnet", "convnext",
                               "resnet", "vgg", "inception", "densenet"}
     for name in BACKBONES:
-        component = REGISTRY.get(name, "backbone")
+        component = registry.get(name, "backbone")
         assert component.description and "\n" not in component.description, name
         assert component.metadata["pretrained"] is (name != "cnn"), name
 
 
 @pytest.mark.parametrize("name", BACKBONES)
-def test_registered_options_are_the_factory_defaults(name):
+def test_registered_options_are_the_factory_defaults(name, registry):
     """The registered defaults (which type ``--set``) are the factory's own, and every
     factory option is registered."""
-    component = REGISTRY.get(name, "backbone")
+    component = registry.get(name, "backbone")
     parameters = inspect.signature(component.factory).parameters
     assert list(parameters)[:2] == ["input_shape", "weights"]
     assert parameters["weights"].default is None
@@ -92,7 +98,7 @@ def test_registered_options_are_the_factory_defaults(name):
 
 
 @pytest.mark.parametrize("name", BACKBONES)
-def test_backbone_contract(name, tmp_path):
+def test_backbone_contract(name, tmp_path, registry, build):
     """Build (default variant, weights=None, tiny input) -> classifier -> forward ->
     one training step -> SavedModel export and reload -> rebuild from the weights file."""
     k = keras()
@@ -104,7 +110,7 @@ def test_backbone_contract(name, tmp_path):
     assert isinstance(backbone, k.Model)
     assert tuple(backbone.input_shape[1:]) == shape
     assert len(backbone.output_shape) == 2 and backbone.output_shape[1] > 0
-    variant = tiny_options(name).get("variant")
+    variant = tiny_options(registry, name).get("variant")
     assert backbone.name == (f"{name}_{variant}" if variant else name)
     assert not any(type(layer).__name__ == "Lambda" for layer in all_layers(backbone))
 
@@ -163,7 +169,7 @@ def test_preprocessing_table_covers_every_pretrained_family():
 
 @pytest.mark.parametrize("name,variant,module", PREPROCESSING,
                          ids=[f"{n}-{v}" for n, v, _ in PREPROCESSING])
-def test_preprocessing_matches_keras_preprocess_input(name, variant, module):
+def test_preprocessing_matches_keras_preprocess_input(name, variant, module, build):
     import importlib
 
     k = keras()
@@ -188,7 +194,7 @@ def test_preprocessing_matches_keras_preprocess_input(name, variant, module):
 
 
 def test_efficientnet_imagenet_weights_give_the_same_graph_and_preprocessing(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, registry):
     """keras' EfficientNet (V1) adds a Rescaling only with weights="imagenet", and its
     ImageNet file stores the std where the variance belongs. The backbone builds the
     weights=None graph in every case (packaging rebuilds that one) and must still feed
@@ -223,7 +229,7 @@ def test_efficientnet_imagenet_weights_give_the_same_graph_and_preprocessing(
                                                    input_shape=shape)
     np.testing.assert_allclose(stem_input(keras_imagenet), expected, atol=1e-4)
 
-    factory = REGISTRY.get("efficientnet", "backbone").factory
+    factory = registry.get("efficientnet", "backbone").factory
     from_imagenet = factory(shape, weights="imagenet")
     from_path = factory(shape, weights=str(imagenet_file))
     graph = [type(layer).__name__ for layer in application_of(factory(shape)).layers]
@@ -238,9 +244,9 @@ def test_efficientnet_imagenet_weights_give_the_same_graph_and_preprocessing(
     np.testing.assert_allclose(stem_input(application_of(rebuilt)), expected, atol=1e-4)
 
 
-def test_convnext_resizes_to_224_by_default():
+def test_convnext_resizes_to_224_by_default(registry):
     k = keras()
-    component = REGISTRY.get("convnext", "backbone")
+    component = registry.get("convnext", "backbone")
     assert component.options["size"] == 224
     backbone = component.create(input_shape=(32, 32, 3), weights=None, **component.options)
     resizing = [layer for layer in backbone.layers if isinstance(layer, k.layers.Resizing)]
@@ -251,7 +257,7 @@ def test_convnext_resizes_to_224_by_default():
     assert tuple(backbone.input_shape[1:]) == (32, 32, 3)
 
 
-def test_size_resizes_only_when_it_differs_from_the_images():
+def test_size_resizes_only_when_it_differs_from_the_images(build):
     k = keras()
     resized = build("resnet", (32, 32, 3), size=48)
     assert [(layer.height, layer.width) for layer in resized.layers
@@ -261,29 +267,28 @@ def test_size_resizes_only_when_it_differs_from_the_images():
     assert not any(isinstance(layer, k.layers.Resizing) for layer in same.layers)
 
 
-@pytest.mark.parametrize("name", [name for name in BACKBONES if name != "cnn"
-                                  and REGISTRY.get(name, "backbone").provider == "backbones"])
-def test_images_below_the_family_minimum_are_refused(name):
+@pytest.mark.parametrize("name", PRETRAINED_BUILT_INS)
+def test_images_below_the_family_minimum_are_refused(name, registry, build):
     """The built-in pretrained families' minimum sizes (a third-party backbone, such as
     one from ``cbk new-plugin``, has its own)."""
     side = minimum_side(name) - 1
     with pytest.raises(BuildError, match=rf"{name} \(.*\) expected images of at least "
                                          rf"{side + 1}x{side + 1} pixels; received {side}x{side}"):
         build(name, (side, side, 3))
-    if "size" in REGISTRY.get(name, "backbone").options:
+    if "size" in registry.get(name, "backbone").options:
         with pytest.raises(BuildError, match=rf"expected {name}.size >= {side + 1} .*; "
                                              rf"received {name}.size={side}"):
             build(name, (96, 96, 3), size=side)
 
 
-def test_inception_error_says_how_to_resize():
+def test_inception_error_says_how_to_resize(build):
     with pytest.raises(BuildError, match=r"expected images of at least 75x75 pixels; "
                                          r"received 32x32; --set inception.size=75"):
         build("inception", (32, 32, 3))
     assert build("inception", (32, 32, 3), size=75).output_shape == (None, 2048)
 
 
-def test_a_bad_variant_names_the_valid_ones():
+def test_a_bad_variant_names_the_valid_ones(build):
     from codabench_kit.errors import OptionError
 
     with pytest.raises(OptionError, match=r"resnet.variant expects one of 50, 50v2; "
@@ -293,22 +298,22 @@ def test_a_bad_variant_names_the_valid_ones():
 
 
 def variants(name):
-    return getattr(BACKBONE_MODULE, f"{name.upper()}_VARIANTS", ())
+    return getattr(backbone_module, f"{name.upper()}_VARIANTS", ())
 
 
 ALL_VARIANTS = [(name, variant) for name in BACKBONES for variant in variants(name)]
 
 
-def test_every_family_but_cnn_lists_its_variants():
+def test_every_family_but_cnn_lists_its_variants(registry):
     assert {name for name, _ in ALL_VARIANTS} == set(BACKBONES) - {"cnn"}
     for name in BACKBONES:
         if name != "cnn":
-            assert REGISTRY.get(name, "backbone").options["variant"] == variants(name)[0]
+            assert registry.get(name, "backbone").options["variant"] == variants(name)[0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,variant", ALL_VARIANTS, ids=[f"{n}-{v}" for n, v in ALL_VARIANTS])
-def test_every_variant_builds_and_runs(name, variant):
+def test_every_variant_builds_and_runs(name, variant, build):
     k = keras()
     shape = tiny_shape(name)
     backbone = build(name, shape, variant=variant)

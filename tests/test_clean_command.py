@@ -46,7 +46,7 @@ def test_default_cleaners_on_dirty_demo_data(tmp_path):
     demo = demo_dataset(seed=5, per_class=100)
     # Synthetic lymphocytes and erythroblasts (a dark disc among red cells) are drawn so
     # alike that a few distinct ones lie within pHash distance 6: 4 of 780 (0.51%) go.
-    # Real cells are held to the 0.5% below.
+    # Real cells are held to 0.5% (the default max_real_loss) in the test below.
     _, result = check_default_cleaning(tmp_path, demo.images, demo.labels, max_real_loss=0.01)
     for cleaner in ("contaminants", "conflicts", "dedupe", "phash"):
         assert cleaner in result.stdout

@@ -8,12 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from codabench_kit.components.plugin_manager import get_plugin_manager
-from codabench_kit.components.registry import Registry
 from codabench_kit.training.compiled import Compiled, compile_mode
+from conftest import installed_registry
 
-REGISTRY = Registry.from_plugin_manager(get_plugin_manager())
-BUILT_INS = [c.name for c in REGISTRY.components("augmenter")
+BUILT_INS = [c.name for c in installed_registry().components("augmenter")
              if not c.metadata.get("requires")]
 
 
@@ -26,9 +24,14 @@ def batch():
             np.eye(8, dtype="float32")[data.labels[:16]])
 
 
-def create(name, seed=0):
-    component = REGISTRY.get(name, "augmenter")
-    return component.create(seed=seed, **component.options)
+@pytest.fixture
+def create(registry):
+    """``create(name, seed=0)``: the augmenter with its registered options."""
+    def create(name, seed=0):
+        component = registry.get(name, "augmenter")
+        return component.create(seed=seed, **component.options)
+
+    return create
 
 
 def numpy(pair):
@@ -38,7 +41,7 @@ def numpy(pair):
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_compiled_runs_are_seeded_and_in_range(name, batch):
+def test_compiled_runs_are_seeded_and_in_range(name, batch, create):
     images, labels = batch
     first, again = Compiled(create(name, seed=3)), Compiled(create(name, seed=3))
     outputs = []
@@ -52,7 +55,7 @@ def test_compiled_runs_are_seeded_and_in_range(name, batch):
     assert not np.array_equal(outputs[0], outputs[1][::-1]), f"{name}: same draws twice"
 
 
-def test_built_ins_declare_how_they_compile():
+def test_built_ins_declare_how_they_compile(create):
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -62,7 +65,7 @@ def test_built_ins_declare_how_they_compile():
     assert set(modes.values()) <= {"xla", "graph", None}
 
 
-def test_xla_falls_back_to_a_graph_once_with_a_warning(batch):
+def test_xla_falls_back_to_a_graph_once_with_a_warning(batch, create):
     """``geometric`` uses ImageProjectiveTransform, which XLA cannot compile."""
     import keras
 
@@ -221,7 +224,7 @@ def test_a_graph_with_an_empty_subset_returns_the_batch_untouched(batch):
 
 
 @pytest.mark.parametrize("name", ["noise", "corrupt"])
-def test_subset_augmenters_transform_about_their_share_in_a_graph(name, batch):
+def test_subset_augmenters_transform_about_their_share_in_a_graph(name, batch, create):
     """``noise`` and ``corrupt`` (probability 0.5) in a plain graph: about half of a
     large batch changes, the rest is exactly the input."""
     images, labels = batch

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from codabench_kit.errors import DataError
-from codabench_kit.evaluation.heldout import CORRUPTIONS, make_augmented_test_set
+from codabench_kit.evaluation.heldout import (CORRUPTIONS, SEVERITIES, corrupt,
+                                              make_augmented_test_set)
 from codabench_kit.data.split import stratified_split
 
 
@@ -20,12 +21,76 @@ def test_augmented_test_set_is_deterministic_and_corrupted():
     assert used <= set(CORRUPTIONS) and len(used) >= 6
 
 
+# What each corruption does to the pixels: d4 only moves them (a symmetry of the square);
+# every other one changes their values, more at a higher severity.
+VALUE_CORRUPTIONS = ["blur", "brightness", "contrast", "gaussian_noise", "jpeg", "pixelate",
+                     "stain_shift"]
+
+
+@pytest.fixture(scope="module")
+def cells():
+    """16 demo images (uint8): a pale background with coloured cells."""
+    from codabench_kit.data.demo import demo_dataset
+
+    return demo_dataset(seed=0, per_class=2).images[:16]
+
+
+def mean_change(images, corrupted):
+    return float(np.mean(np.abs(corrupted.astype(np.float64) - images)))
+
+
+def symmetries(image):
+    """The 8 rotations and mirrors of a square image."""
+    return [np.rot90(x, k) for k in range(4) for x in (image, image[:, ::-1])]
+
+
+def test_the_corruptions_are_these_eight():
+    assert sorted(CORRUPTIONS) == sorted([*VALUE_CORRUPTIONS, "d4"])
+
+
+@pytest.mark.parametrize("name", VALUE_CORRUPTIONS)
+def test_each_corruption_changes_every_image_and_more_at_a_higher_severity(name, cells):
+    changes = []
+    for severity in SEVERITIES:
+        corrupted = corrupt(cells, name, severity, seed=3)
+        assert corrupted.dtype == np.uint8 and corrupted.shape == cells.shape
+        assert np.any(corrupted != cells, axis=(1, 2, 3)).all(), (name, severity)
+        changes.append(mean_change(cells, corrupted))
+    # Non-decreasing (pixelate uses 2-pixel blocks at severities 1 and 2), and 5 > 1.
+    assert changes == sorted(changes) and changes[-1] > changes[0], (name, changes)
+
+
+def test_d4_rotates_or_mirrors_each_image(cells):
+    """d4 changes no pixel value: each output is one of the 8 symmetries of its input
+    (the identity included), and over 16 images x 5 severities all 8 turn up."""
+    drawn = set()
+    for severity in SEVERITIES:
+        for image, out in zip(cells, corrupt(cells, "d4", severity, seed=3)):
+            same = [k for k, view in enumerate(symmetries(image)) if np.array_equal(view, out)]
+            assert same, f"d4@{severity} gave an image that is no symmetry of its input"
+            drawn.add(same[0])
+    assert drawn == set(range(8)), sorted(drawn)
+
+
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
-def test_each_corruption_keeps_shape_at_every_severity(name):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (96, 96, 3)).astype(np.float64)
-    for severity in range(1, 6):
-        assert CORRUPTIONS[name](image, severity, rng).shape == image.shape
+def test_each_corruption_is_deterministic_for_the_same_rng_seed(name, cells):
+    image = cells[0].astype(np.float64)
+    for severity in SEVERITIES:
+        first = CORRUPTIONS[name](image, severity, np.random.default_rng(5))
+        again = CORRUPTIONS[name](image, severity, np.random.default_rng(5))
+        assert first.shape == image.shape and np.array_equal(first, again), (name, severity)
+    assert np.array_equal(corrupt(cells, name, 4, seed=3), corrupt(cells, name, 4, seed=3))
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_values_past_0_or_255_are_clipped_not_wrapped(name):
+    """On black and white images, noise, brightness and stain shift push values out of
+    0..255; they must stay at the end they passed (a wrapped value jumps across)."""
+    black_white = np.stack([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 255, np.uint8)])
+    for severity in SEVERITIES:
+        corrupted = corrupt(black_white, name, severity, seed=3)
+        assert corrupted.dtype == np.uint8
+        assert np.abs(corrupted.astype(int) - black_white).max() <= 128, (name, severity)
 
 
 def test_split_is_stratified_disjoint_and_seeded():

@@ -61,9 +61,9 @@ def test_rows_are_sorted_by_augmented_accuracy_then_clean(tmp_path):
 
 
 def test_equal_accuracies_list_the_newest_first(tmp_path):
-    write_submission(tmp_path, "old.zip", manifest(), created="2026-11-20T08:00:00+00:00")
-    write_submission(tmp_path, "new.zip", manifest(), created="2026-11-22T08:00:00+00:00")
-    assert [row.zip for row in read_history(tmp_path).submissions] == ["new.zip", "old.zip"]
+    write_submission(tmp_path, "earlier.zip", manifest(), created="2026-11-20T08:00:00+00:00")
+    write_submission(tmp_path, "later.zip", manifest(), created="2026-11-22T08:00:00+00:00")
+    assert [row.zip for row in read_history(tmp_path).submissions] == ["later.zip", "earlier.zip"]
 
 
 def test_foreign_and_broken_zips_are_skipped_with_the_reason(tmp_path):
@@ -91,26 +91,29 @@ def test_foreign_and_broken_zips_are_skipped_with_the_reason(tmp_path):
 
 
 def test_the_date_comes_from_the_record_then_the_manifest_then_the_file(tmp_path):
-    recorded = write_submission(tmp_path, "recorded.zip", manifest())
-    older = write_submission(tmp_path, "older.zip",
-                             manifest(created="2026-01-02T03:04:05+00:00"), created=None)
+    """Each zip also holds the dates of lower precedence (a manifest date, a file time),
+    so the row's date shows which source won."""
+    in_manifest = "2026-01-02T03:04:05+00:00"
+    recorded = write_submission(tmp_path, "recorded.zip", manifest(created=in_manifest))
+    dated = write_submission(tmp_path, "dated.zip", manifest(created=in_manifest), created=None)
     bare = write_submission(tmp_path, "bare.zip", manifest(), created=None)
-    os.utime(bare, (1_700_000_000, 1_700_000_000))
     # A record written for other bytes (the zip was replaced) is not believed.
     stale = write_submission(tmp_path, "stale.zip", manifest())
     with zipfile.ZipFile(stale, "a") as archive:
         archive.writestr("extra.txt", "changed after the build")
-    os.utime(stale, (1_700_000_000, 1_700_000_000))
+    for path in (recorded, dated, bare, stale):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
     rows = {row.zip: row for row in read_history(tmp_path).submissions}
-    assert (rows["recorded.zip"].created_from, rows["older.zip"].created_from,
-            rows["bare.zip"].created_from, rows["stale.zip"].created_from) == (
-        "build record", "manifest", "file time", "file time")
-    assert rows["older.zip"].created == "2026-01-02T03:04:05+00:00"
-    assert rows["bare.zip"].created == "2023-11-14T22:13:20+00:00"
+    assert {name: (row.created, row.created_from) for name, row in rows.items()} == {
+        "recorded.zip": ("2026-11-22T10:15:00+00:00", "build record"),
+        "dated.zip": (in_manifest, "manifest"),
+        "bare.zip": ("2023-11-14T22:13:20+00:00", "file time"),
+        "stale.zip": ("2023-11-14T22:13:20+00:00", "file time"),
+    }
     assert rows["recorded.zip"].sha256 == hashlib.sha256(recorded.read_bytes()).hexdigest()
-    assert older.exists()
     lines = table_lines(read_history(tmp_path))
     assert any("2023-11-14 22:13*" in line and "bare.zip" in line for line in lines)
+    assert any("2026-01-02 03:04 " in line and "dated.zip" in line for line in lines)
     assert "* date of the file: no build record beside the zip" in lines
 
 

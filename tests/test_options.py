@@ -1,19 +1,29 @@
 import pytest
 
 from codabench_kit.errors import OptionError, UnknownComponentError
-from codabench_kit.components.selection import DEFAULTS, parse_set, read_config, select
+from codabench_kit.components.selection import parse_set, read_config, select
+
+# What `cbk build` without --plugins uses, stage by stage (the README's defaults).
+DEFAULT_CLEANERS = ["contaminants", "conflicts", "dedupe", "phash"]
+DEFAULT_COMPONENTS = {"cleaner": DEFAULT_CLEANERS,
+                      "augmenter": ["flips", "augmix", "color", "noise"],
+                      "backbone": ["cnn"], "tta": ["no-tta"]}
+
+
+def names_by_kind(selection):
+    return {kind: [c.name for c in components]
+            for kind, components in selection.components.items()}
 
 
 def test_defaults_fill_every_stage(registry):
-    selection = select(registry, [])
-    assert {kind: [c.name for c in selection.of(kind)] for kind in DEFAULTS} == DEFAULTS
+    assert names_by_kind(select(registry, [])) == DEFAULT_COMPONENTS
 
 
 def test_selected_components_keep_their_order(registry):
     selection = select(registry, ["augmix", "effnet", "flips"])
     assert [c.name for c in selection.of("augmenter")] == ["augmix", "flips"]
     assert selection.one("backbone").name == "effnet"
-    assert [c.name for c in selection.of("cleaner")] == DEFAULTS["cleaner"]
+    assert [c.name for c in selection.of("cleaner")] == DEFAULT_CLEANERS
 
 
 def test_set_is_typed_by_the_default(registry):
@@ -48,9 +58,14 @@ def test_unknown_option_lists_valid_ones(registry):
         select(registry, ["effnet"], parse_set(["effnet.varient=s"]))
 
 
-def test_wrongly_typed_value(registry):
-    with pytest.raises(OptionError, match=r"augmix.num_chains expects a int .*received 'many'"):
-        select(registry, ["augmix"], parse_set(["augmix.num_chains=many"]))
+@pytest.mark.parametrize("assignment, message", [
+    ("augmix.num_chains=many", "augmix.num_chains expects an int (default 1); received 'many'"),
+    ("augmix.magnitude=big", "augmix.magnitude expects a float (default 0.3); received 'big'"),
+])
+def test_wrongly_typed_value(registry, assignment, message):
+    with pytest.raises(OptionError) as info:
+        select(registry, ["augmix"], parse_set([assignment]))
+    assert str(info.value) == message
 
 
 def test_options_for_an_unselected_component(registry):

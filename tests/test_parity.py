@@ -132,9 +132,9 @@ def test_cli_budget_and_target_options(tmp_path):
 
 @pytest.mark.slow
 def test_a_built_zip_keeps_parity_in_the_codabench_target(tmp_path):
-    """The Done-when of issue 6: a real cbk zip, run under TF 2.17.0 + Keras 3.4.1 (the
-    codabench target, made with pip once and cached), reproduces the trained model's
-    probabilities on its probe within 1e-4."""
+    """A real cbk zip, run under TF 2.17.0 + Keras 3.4.1 (the codabench target, made with
+    pip once and cached), reproduces the trained model's probabilities on its probe within
+    1e-4."""
     from codabench_kit.errors import TargetError
     from codabench_kit.validation.targets import target_python
 

@@ -70,9 +70,15 @@ def test_unknown_name_suggests_close_match(registry):
     assert "cbk plugins" in message
 
 
-def test_name_of_other_kind_is_rejected(registry):
-    with pytest.raises(UnknownComponentError, match="'augmix' is a augmenter, not a backbone"):
-        registry.get("augmix", "backbone")
+@pytest.mark.parametrize("name, kind, message", [
+    ("augmix", "backbone", "'augmix' is an augmenter, not a backbone"),
+    ("cnn", "augmenter", "'cnn' is a backbone, not an augmenter"),
+    ("dedupe", "tta", "'dedupe' is a cleaner, not a tta"),
+])
+def test_name_of_other_kind_is_rejected(registry, name, kind, message):
+    with pytest.raises(UnknownComponentError) as info:
+        registry.get(name, kind)
+    assert str(info.value) == message
 
 
 def test_duplicate_name_names_both_providers(install_plugin):
@@ -118,7 +124,9 @@ def test_misspelt_hook_fails_at_load(install_plugin):
         get_plugin_manager()
 
 
-def test_plugin_adds_cli_command(install_plugin, capsys):
+def test_plugin_adds_cli_command(install_plugin, capsys, monkeypatch):
+    """The plugin adds its command to a copy of the ``cli`` group's commands, so the
+    module's group (shared by every test) is left as it was."""
     install_plugin("cbk_hello", """
         import click
         from codabench_kit import hookimpl
@@ -130,10 +138,15 @@ def test_plugin_adds_cli_command(install_plugin, capsys):
                 "Say hello."
                 click.echo("hello from a plugin")
     """)
-    with pytest.raises(SystemExit) as info:
-        main(["hello"])
+    before = dict(cli.commands)
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "commands", dict(cli.commands))
+        with pytest.raises(SystemExit) as info:
+            main(["hello"])
+        assert set(cli.commands) - set(before) == {"hello"}
     assert info.value.code == 0
     assert "hello from a plugin" in capsys.readouterr().out
+    assert cli.commands == before and "hello" not in cli.commands
 
 
 @pytest.mark.parametrize("value", ["", "backbones", "cbk_other", "cbk_invert,cbk_other"])

@@ -7,18 +7,21 @@ import pytest
 
 from codabench_kit.errors import OptionError
 from codabench_kit.components.selection import parse_set, select
-from codabench_kit.components.plugin_manager import get_plugin_manager
-from codabench_kit.components.registry import Registry
 
-REGISTRY = Registry.from_plugin_manager(get_plugin_manager())
-NEW = ("rot-tta", "d4-tta", "random-tta", "crop-tta")
+MERGING = ("flip-tta", "rot-tta", "d4-tta", "random-tta", "crop-tta")
+"""The strategies with a ``merge`` option: all but ``no-tta``."""
 SIZE = 8
 NUM_CLASSES = 4
 
 
-def create(name, **overrides):
-    component = REGISTRY.get(name, "tta")
-    return component.create(**{**component.options, **overrides})
+@pytest.fixture
+def create(registry):
+    """``create(name, **overrides)``: the TTA strategy with its registered options."""
+    def create(name, **overrides):
+        component = registry.get(name, "tta")
+        return component.create(**{**component.options, **overrides})
+
+    return create
 
 
 def views_of(tta, images):
@@ -61,15 +64,15 @@ def pixel_rows(image):
 # --- views ---------------------------------------------------------------------------------
 
 
-def test_new_strategies_are_registered_with_a_merge_option():
-    for name in (*NEW, "flip-tta"):
-        component = REGISTRY.get(name, "tta")
+def test_strategies_are_registered_with_a_merge_option(registry, create):
+    for name in MERGING:
+        component = registry.get(name, "tta")
         assert component.options["merge"] == "mean"
         assert create(name).merge == "mean"
         assert create(name, merge="logits").merge == "logits"
 
 
-def test_flip_tta_views_unchanged(images):
+def test_flip_tta_views_unchanged(images, create):
     views = views_of(create("flip-tta"), images)
     assert len(views) == 3
     np.testing.assert_array_equal(views[0], images)
@@ -78,14 +81,14 @@ def test_flip_tta_views_unchanged(images):
     assert len(views_of(create("flip-tta", vertical=False), images)) == 2
 
 
-def test_rot_tta_views_are_np_rot90(images):
+def test_rot_tta_views_are_np_rot90(images, create):
     views = views_of(create("rot-tta"), images)
     assert len(views) == 4
     for k, view in enumerate(views):
         np.testing.assert_array_equal(view, np.rot90(images, k, axes=(1, 2)))
 
 
-def test_d4_tta_gives_the_8_distinct_symmetries(images):
+def test_d4_tta_gives_the_8_distinct_symmetries(images, create):
     views = views_of(create("d4-tta"), images)
     assert len(views) == 8
     assert len({v.tobytes() for v in views}) == 8
@@ -95,7 +98,7 @@ def test_d4_tta_gives_the_8_distinct_symmetries(images):
             assert pixel_rows(view[i]) == pixel_rows(images[i])
 
 
-def test_non_square_images_keep_their_shape(images):
+def test_non_square_images_keep_their_shape(images, create):
     wide = np.concatenate([images, images[:, :, :4] + 1], axis=2)  # 8 x 12
     with pytest.warns(UserWarning, match="not square"):
         rot = views_of(create("rot-tta"), wide)
@@ -109,7 +112,7 @@ def test_non_square_images_keep_their_shape(images):
         np.testing.assert_array_equal(view, want)
 
 
-def test_crop_tta_views_are_centre_crops(images):
+def test_crop_tta_views_are_centre_crops(images, create):
     """A frame of 1s around a 4x4 centre of 200s: the 0.5 crop is the centre alone."""
     framed = np.ones((1, SIZE, SIZE, 3), "float32")
     framed[:, 2:6, 2:6] = 200.0
@@ -131,7 +134,7 @@ def random_view_by_hand(image_batch, transform):
     return np.clip(view + brightness, 0, 255)
 
 
-def test_random_tta_views_match_their_transforms(images):
+def test_random_tta_views_match_their_transforms(images, create):
     tta = create("random-tta", views=6, seed=3, magnitude=1.0)
     views = views_of(tta, images)
     assert len(views) == len(tta.transforms) == 6
@@ -142,7 +145,7 @@ def test_random_tta_views_match_their_transforms(images):
     assert len({v.tobytes() for v in views}) == 6
 
 
-def test_random_tta_is_fixed_by_its_seed(images):
+def test_random_tta_is_fixed_by_its_seed(images, create):
     first = views_of(create("random-tta", seed=7), images)
     again = views_of(create("random-tta", seed=7), images)
     other = views_of(create("random-tta", seed=8), images)
@@ -166,7 +169,7 @@ CASES = [("no-tta", {}), ("flip-tta", {}), ("flip-tta", {"merge": "logits"}),
 
 
 @pytest.mark.parametrize("name, options", CASES, ids=lambda c: str(c))
-def test_inference_model_merges_the_views(name, options, images, classifier):
+def test_inference_model_merges_the_views(name, options, images, classifier, create):
     """The model's output is the mean (or normalised geometric mean) of the classifier's
     probabilities on the views computed here, image by image."""
     from codabench_kit.training.model import inference_model
@@ -187,7 +190,7 @@ def test_inference_model_merges_the_views(name, options, images, classifier):
         assert not np.allclose(got, probs[0], atol=1e-4)
 
 
-def test_logits_merge_differs_from_mean(images, classifier):
+def test_logits_merge_differs_from_mean(images, classifier, create):
     from codabench_kit.training.model import inference_model
 
     mean = inference_model(classifier, create("d4-tta")).predict(images, verbose=0)
@@ -196,7 +199,7 @@ def test_logits_merge_differs_from_mean(images, classifier):
     assert np.abs(mean - logits).max() > 1e-3
 
 
-def test_invariant_model_is_unchanged_by_d4_tta(images):
+def test_invariant_model_is_unchanged_by_d4_tta(images, create):
     """Global average of the pixels then Dense is invariant to every symmetry."""
     import keras
 
@@ -225,7 +228,7 @@ def test_strategy_without_merge_attribute_is_averaged(images, classifier):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_unknown_merge_attribute_is_refused(classifier):
+def test_unknown_merge_attribute_is_refused(classifier, create):
     from codabench_kit.training.model import inference_model
 
     tta = create("flip-tta")
@@ -235,7 +238,7 @@ def test_unknown_merge_attribute_is_refused(classifier):
         inference_model(classifier, tta)
 
 
-def test_random_tta_exports_are_identical(images, classifier, tmp_path):
+def test_random_tta_exports_are_identical(images, classifier, tmp_path, create):
     """Two exports with the same seed predict the same, bit for bit, twice each (3 s here)."""
     from codabench_kit.packaging.export import export_savedmodel, savedmodel_probabilities
     from codabench_kit.training.model import inference_model
@@ -272,13 +275,13 @@ def test_random_tta_exports_are_identical(images, classifier, tmp_path):
     ("crop-tta", {"scales": [1.0, 0.0]}, "received [1.0, 0.0]"),
     ("crop-tta", {"scales": ["big"]}, "received ['big']"),
 ])
-def test_bad_options_are_refused(name, options, message):
+def test_bad_options_are_refused(name, options, message, create):
     with pytest.raises(OptionError) as info:
         create(name, **options)
     assert message in str(info.value)
 
 
-def test_options_from_the_command_line(registry):
+def test_options_from_the_command_line(registry, create):
     selection = select(registry, ["crop-tta"], parse_set(["crop-tta.scales=1,0.75",
                                                           "crop-tta.merge=logits"]))
     tta = create("crop-tta", **selection.options_for("crop-tta"))

@@ -13,7 +13,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from codabench_kit.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from codabench_kit.errors import (DuplicateComponentError, PluginError, UnknownComponentError,
+                                  with_article)
 
 KINDS = ("cleaner", "augmenter", "backbone", "tta")
 """Component kinds, in pipeline order."""
@@ -159,7 +160,7 @@ class Registry:
             return component
         if component is not None:
             raise UnknownComponentError(
-                f"{name!r} is a {component.kind}, not a {kind}"
+                f"{name!r} is {with_article(component.kind)}, not {with_article(kind)}"
             )
         pool = [c.name for c in self.components(kind)]
         close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codabench_kit.errors import OptionError
+from codabench_kit.errors import OptionError, with_article
 from codabench_kit.components.registry import KINDS, Component, Registry
 
 DEFAULTS = {
@@ -136,7 +136,7 @@ def coerce(component: Component, key: str, value: Any) -> Any:
             return type(default)(split_names(value))
     except ValueError:
         raise OptionError(
-            f"{component.name}.{key} expects a {type(default).__name__} "
+            f"{component.name}.{key} expects {with_article(type(default).__name__)} "
             f"(default {default!r}); received {value!r}"
         ) from None
     return value
