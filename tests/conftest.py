@@ -60,3 +60,36 @@ def registry():
     """The registry of the installed plugins, built once per test module (tests only read
     it; a test that installs a plugin builds its own)."""
     return installed_registry()
+
+
+def require_keras_cv(name):
+    """Fail (not skip) where keras-cv is missing: the test extra declares it."""
+    try:
+        import keras_cv  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"{name} needs keras-cv, a dependency of the test extra; install it with: "
+                    f"pip install -e '.[test]' (import keras_cv raised {type(exc).__name__}: "
+                    f"{exc})", pytrace=False)
+
+
+@pytest.fixture
+def build(registry):
+    """``build(name, seed=0, **overrides)``: the augmenter with its registered options,
+    overridden by ``overrides``; fails the test when it needs keras-cv and that is missing."""
+    def build(name, seed=0, **overrides):
+        component = registry.get(name, "augmenter")
+        if component.metadata.get("requires") == "keras-cv":
+            require_keras_cv(name)
+        return component.create(seed=seed, **{**component.options, **overrides})
+
+    return build
+
+
+def run_augmenter(augment, images, labels):
+    """``augment`` on numpy arrays; its output as numpy arrays."""
+    import keras
+    import numpy as np
+
+    out_images, out_labels = augment(images, labels)
+    return (np.asarray(keras.ops.convert_to_numpy(out_images)),
+            np.asarray(keras.ops.convert_to_numpy(out_labels)))

@@ -8,7 +8,7 @@ import pytest
 
 from codabench_kit.errors import OptionError
 from codabench_kit.components.selection import parse_set, select
-from conftest import installed_registry
+from conftest import installed_registry, run_augmenter
 
 AUGMENTERS = [c.name for c in installed_registry().components("augmenter")]
 NUM_CLASSES = 8
@@ -16,37 +16,6 @@ NUM_CLASSES = 8
 
 def needs_extra(registry, name):
     return registry.get(name).metadata.get("requires") == "keras-cv"
-
-
-def require_keras_cv(name):
-    """Fail (not skip) where keras-cv is missing: the test extra declares it."""
-    try:
-        import keras_cv  # noqa: F401
-    except ImportError as exc:
-        pytest.fail(f"{name} needs keras-cv, a dependency of the test extra; install it with: "
-                    f"pip install -e '.[test]' (import keras_cv raised {type(exc).__name__}: "
-                    f"{exc})", pytrace=False)
-
-
-@pytest.fixture
-def build(registry):
-    """``build(name, seed=0, **overrides)``: the augmenter with its registered options;
-    fails the test when it needs keras-cv and that is not installed."""
-    def build(name, seed=0, **overrides):
-        if needs_extra(registry, name):
-            require_keras_cv(name)
-        component = registry.get(name, "augmenter")
-        return component.create(seed=seed, **{**component.options, **overrides})
-
-    return build
-
-
-def run(augment, images, labels):
-    import keras
-
-    out_images, out_labels = augment(images, labels)
-    return (np.asarray(keras.ops.convert_to_numpy(out_images)),
-            np.asarray(keras.ops.convert_to_numpy(out_labels)))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +53,7 @@ def test_registered_options_match_the_factory(name, registry):
 @pytest.mark.parametrize("name", AUGMENTERS)
 def test_shape_dtype_range_and_labels_kept(name, batch, build):
     images, labels = batch
-    out_images, out_labels = run(build(name, probability=1.0), images, labels)
+    out_images, out_labels = run_augmenter(build(name, probability=1.0), images, labels)
     assert out_images.shape == images.shape and out_images.dtype == np.float32
     assert out_labels.shape == labels.shape and out_labels.dtype == np.float32
     assert np.isfinite(out_images).all()
@@ -101,7 +70,7 @@ def test_same_seed_same_output_other_seed_differs(name, batch, build):
     differs = False
     for step in range(2):  # the same sequence of batches
         x = images if step == 0 else images[::-1].copy()
-        a, b, c = run(first, x, labels), run(again, x, labels), run(other, x, labels)
+        a, b, c = run_augmenter(first, x, labels), run_augmenter(again, x, labels), run_augmenter(other, x, labels)
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
         differs = differs or not np.array_equal(a[0], c[0])
@@ -111,7 +80,7 @@ def test_same_seed_same_output_other_seed_differs(name, batch, build):
 @pytest.mark.parametrize("name", AUGMENTERS)
 def test_probability_zero_leaves_the_batch_unchanged(name, batch, build):
     images, labels = batch
-    out_images, out_labels = run(build(name, probability=0.0), images, labels)
+    out_images, out_labels = run_augmenter(build(name, probability=0.0), images, labels)
     np.testing.assert_array_equal(out_images, images)
     np.testing.assert_array_equal(out_labels, labels)
 
@@ -120,7 +89,7 @@ def test_probability_zero_leaves_the_batch_unchanged(name, batch, build):
 def test_probability_picks_images_not_batches(name, batch, build):
     """probability 0.5: a random subset of the batch is transformed, the rest untouched."""
     images, labels = batch
-    out_images, out_labels = run(build(name, seed=1, probability=0.5), images, labels)
+    out_images, out_labels = run_augmenter(build(name, seed=1, probability=0.5), images, labels)
     changed = np.any(out_images != images, axis=(1, 2, 3))
     assert 0 < changed.sum() < len(images), (name, changed.sum())
     np.testing.assert_array_equal(out_labels[~changed], labels[~changed])
@@ -135,7 +104,7 @@ def test_labels_mixed_in_proportion(name, build):
     white = np.arange(n) % 2 == 1
     images = np.where(white[:, None, None, None], 255.0, 0.0) * np.ones((n, 48, 40, 3))
     labels = np.eye(2, dtype="float32")[white.astype(int)]
-    out_images, out_labels = run(build(name, seed=3, probability=1.0), images.astype("float32"),
+    out_images, out_labels = run_augmenter(build(name, seed=3, probability=1.0), images.astype("float32"),
                                  labels)
     np.testing.assert_allclose(out_images.mean(axis=(1, 2, 3)) / 255.0, out_labels[:, 1],
                                atol=1e-5)
@@ -147,7 +116,7 @@ def test_labels_mixed_in_proportion(name, build):
 
 def test_flips_are_symmetries_of_the_square(batch, build):
     images, labels = batch
-    out, _ = run(build("flips", probability=1.0), images, labels)
+    out, _ = run_augmenter(build("flips", probability=1.0), images, labels)
     for source, result in zip(images, out):
         views = [np.rot90(source, k) for k in range(4)]
         views += [v[:, ::-1] for v in views]
@@ -159,7 +128,7 @@ def test_flips_are_symmetries_of_the_square(batch, build):
                                   "brightness", "contrast"])
 def test_each_corruption_changes_images(kind, batch, build):
     images, labels = batch
-    out, _ = run(build("corrupt", probability=1.0, severity=3, kinds=[kind]), images[:8],
+    out, _ = run_augmenter(build("corrupt", probability=1.0, severity=3, kinds=[kind]), images[:8],
                  labels[:8])
     assert np.all(np.any(out != images[:8], axis=(1, 2, 3))), kind
     assert 0.0 <= out.min() and out.max() <= 255.0
@@ -215,7 +184,7 @@ def test_off_at_inference(batch, registry, build):
 
     images, labels = batch
     for name in AUGMENTERS:
-        run(build(name, probability=1.0), images[:4], labels[:4])
+        run_augmenter(build(name, probability=1.0), images[:4], labels[:4])
     backbone = registry.get("cnn").create(input_shape=(96, 96, 3), weights=None, width=8,
                                           blocks=1, norm="batch")
     classifier = assemble_classifier(backbone, NUM_CLASSES)

@@ -9,33 +9,12 @@ import numpy as np
 import pytest
 
 from codabench_kit.errors import BuildError
+from conftest import run_augmenter
 
 KERAS_CV_AUGMENTERS = ["kerascv-randaugment", "kerascv-augmix", "kerascv-gridmask"]
 NUM_CLASSES = 4
 BATCH = 8
 SIZE = 96
-
-
-@pytest.fixture(scope="module")
-def keras_cv():
-    """The keras_cv module; a failure (not a skip) where it is missing: the test extra
-    declares it."""
-    try:
-        import keras_cv
-    except ImportError as exc:
-        pytest.fail("keras-cv is a dependency of the test extra, needed to test the kerascv-* "
-                    "augmenters; install it with: pip install -e '.[test]' "
-                    f"(import keras_cv raised {type(exc).__name__}: {exc})", pytrace=False)
-    return keras_cv
-
-
-@pytest.fixture(scope="module")
-def kerascv_registry():
-    """Every registered component, from the plugins' entry points."""
-    from codabench_kit.components.plugin_manager import get_plugin_manager
-    from codabench_kit.components.registry import Registry
-
-    return Registry.from_plugin_manager(get_plugin_manager())
 
 
 @pytest.fixture(scope="module")
@@ -49,29 +28,8 @@ def batch():
     return images, labels
 
 
-@pytest.fixture
-def build(kerascv_registry, keras_cv):
-    """``build(name, seed=0, **options)``: the registered component, created with its
-    registered options overridden by ``options``."""
-
-    def create(name, seed=0, **overrides):
-        component = kerascv_registry.get(name, "augmenter")
-        return component.create(seed=seed, **{**component.options, **overrides})
-
-    return create
-
-
-def run(augment, images, labels):
-    """``augment`` on numpy arrays; its output as numpy arrays."""
-    import keras
-
-    out_images, out_labels = augment(images, labels)
-    return (np.asarray(keras.ops.convert_to_numpy(out_images)),
-            np.asarray(keras.ops.convert_to_numpy(out_labels)))
-
-
-def test_all_three_are_registered_as_needing_keras_cv(kerascv_registry):
-    found = {c.name: c.metadata for c in kerascv_registry.components("augmenter")
+def test_all_three_are_registered_as_needing_keras_cv(registry):
+    found = {c.name: c.metadata for c in registry.components("augmenter")
              if c.name.startswith("kerascv-")}
     assert found == {name: {"requires": "keras-cv"} for name in KERAS_CV_AUGMENTERS}
 
@@ -91,7 +49,7 @@ def test_augments_a_batch(name, build, batch):
     """probability 1: same shape and dtype, values in 0..255, labels kept, and every image
     changed."""
     images, labels = batch
-    out_images, out_labels = run(build(name, probability=1.0), images, labels)
+    out_images, out_labels = run_augmenter(build(name, probability=1.0), images, labels)
     assert out_images.shape == images.shape and out_images.dtype == np.float32, (
         f"{name}: expected float32 {images.shape}, received {out_images.dtype} "
         f"{out_images.shape}")
@@ -106,7 +64,7 @@ def test_augments_a_batch(name, build, batch):
 @pytest.mark.parametrize("name", KERAS_CV_AUGMENTERS)
 def test_probability_zero_leaves_the_batch_unchanged(name, build, batch):
     images, labels = batch
-    out_images, out_labels = run(build(name, probability=0.0), images, labels)
+    out_images, out_labels = run_augmenter(build(name, probability=0.0), images, labels)
     np.testing.assert_array_equal(out_images, images)
     np.testing.assert_array_equal(out_labels, labels)
 
@@ -121,7 +79,7 @@ def test_same_seed_same_output(name, build, batch):
                            build(name, seed=6, probability=1.0))
     differs = False
     for x in (images, images[::-1].copy()):
-        a, b, c = run(first, x, labels), run(again, x, labels), run(other, x, labels)
+        a, b, c = run_augmenter(first, x, labels), run_augmenter(again, x, labels), run_augmenter(other, x, labels)
         np.testing.assert_array_equal(a[0], b[0], err_msg=f"{name}: seed 5 twice differs")
         differs = differs or not np.array_equal(a[0], c[0])
     assert differs, f"{name}: seeds 5 and 6 gave identical outputs"
@@ -165,9 +123,9 @@ def test_trains_one_step_through_the_training_pipeline(name, build, batch):
 
 
 @pytest.mark.parametrize("name", KERAS_CV_AUGMENTERS)
-def test_without_keras_cv_building_says_what_to_install(name, kerascv_registry, monkeypatch):
+def test_without_keras_cv_building_says_what_to_install(name, registry, monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_cv", None)  # `import keras_cv` raises ImportError
-    component = kerascv_registry.get(name, "augmenter")
+    component = registry.get(name, "augmenter")
     with pytest.raises(BuildError, match=rf"{name} needs the optional extra: "
                                          r"pip install 'codabench-kit\[kerascv\]'"):
         component.create(seed=0, **component.options)
