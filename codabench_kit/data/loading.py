@@ -57,6 +57,18 @@ def load_dataset(path, *, image_size=(96, 96), num_classes: int | None = None) -
     if num_classes is not None:
         num_classes = _normalize_num_classes(num_classes)
     path = Path(path)
+    images, labels, names = _read(path, size, num_classes)
+    _check_no_empty_class(labels, names, path)
+    return Dataset(
+        images=np.ascontiguousarray(images, dtype=np.uint8),
+        labels=np.ascontiguousarray(labels, dtype=np.int64),
+        class_names=tuple(names),
+        source=str(path),
+    )
+
+
+def _read(path: Path, size: tuple[int, int], num_classes: int | None):
+    """Read the class folders or the .npz file at ``path`` as ``(images, labels, class names)``."""
     if not path.exists():
         raise DataError(
             f"Expected a training set: a .npz file or a folder of class subfolders. "
@@ -69,20 +81,13 @@ def load_dataset(path, *, image_size=(96, 96), num_classes: int | None = None) -
                 f"Expected {num_classes} class folders in {path} (num_classes={num_classes}). "
                 f"Received: {len(names)} class folders: {list(names)}"
             )
-    elif path.is_file() and path.suffix.lower() == ".npz":
-        images, labels, names = _read_npz(path, size, num_classes)
-    else:
-        kind = "a file" if path.is_file() else "not a regular file or folder"
-        raise DataError(
-            f"Expected a .npz file ({_NPZ_LAYOUT}) or a folder of class subfolders. "
-            f"Received: {path} is {kind} with suffix {path.suffix or '(none)'!r}"
-        )
-    _check_no_empty_class(labels, names, path)
-    return Dataset(
-        images=np.ascontiguousarray(images, dtype=np.uint8),
-        labels=np.ascontiguousarray(labels, dtype=np.int64),
-        class_names=tuple(names),
-        source=str(path),
+        return images, labels, names
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return _read_npz(path, size, num_classes)
+    kind = "a file" if path.is_file() else "not a regular file or folder"
+    raise DataError(
+        f"Expected a .npz file ({_NPZ_LAYOUT}) or a folder of class subfolders. "
+        f"Received: {path} is {kind} with suffix {path.suffix or '(none)'!r}"
     )
 
 
@@ -309,6 +314,13 @@ def _describe_values(array: np.ndarray) -> str:
 
 
 def _check_images(images: np.ndarray, size: tuple[int, int], path: Path) -> np.ndarray:
+    """Check that ``images`` is (N, height, width, 3) with N >= 1 and fits uint8; return it as uint8."""
+    _check_image_shape(images, size, path)
+    return _images_as_uint8(images, path)
+
+
+def _check_image_shape(images: np.ndarray, size: tuple[int, int], path: Path) -> None:
+    """Raise unless ``images`` is a numeric array of shape (N, height, width, 3) with N >= 1."""
     height, width = size
     expected = f"images of shape (N, {height}, {width}, 3)"
     shape = tuple(int(d) for d in images.shape)
@@ -319,28 +331,11 @@ def _check_images(images: np.ndarray, size: tuple[int, int], path: Path) -> np.n
         )
     received = f"Received: shape={shape} in {path}"
     if images.ndim == 3:
-        if shape == (height, width, 3):
-            hint = "; this looks like a single image: add a batch axis with images[None]"
-        elif shape[1:] == (height, width):
-            hint = ("; this looks like grayscale images with no channel axis: make them RGB "
-                    "with np.repeat(images[..., None], 3, axis=-1)")
-        else:
-            hint = ""
-        raise DataError(f"Expected {expected}. {received}{hint}")
+        raise DataError(f"Expected {expected}. {received}{_three_axes_hint(shape, size)}")
     if images.ndim != 4:
         raise DataError(f"Expected {expected} (4-D). {received} ({images.ndim}-D)")
     if shape[-1] != 3:
-        if shape[1] == 3:
-            hint = ("; this looks channels-first (N, 3, H, W): move the channels last with "
-                    "np.transpose(images, (0, 2, 3, 1))")
-        elif shape[-1] == 1:
-            hint = ("; this looks like single-channel (grayscale) images: make them RGB with "
-                    "np.repeat(images, 3, axis=-1)")
-        elif shape[-1] == 4:
-            hint = "; this looks like RGBA: drop the alpha channel with images[..., :3]"
-        else:
-            hint = f"; the last axis has {shape[-1]} channels"
-        raise DataError(f"Expected {expected} with 3 (RGB) channels last. {received}{hint}")
+        raise DataError(f"Expected {expected} with 3 (RGB) channels last. {received}{_channels_hint(shape)}")
     if shape[1:3] != (height, width):
         raise DataError(
             f"Expected {expected}. {received}: images are {shape[1]}x{shape[2]}, not "
@@ -349,6 +344,33 @@ def _check_images(images: np.ndarray, size: tuple[int, int], path: Path) -> np.n
     if shape[0] == 0:
         raise DataError(f"Expected at least one image: {expected} with N >= 1. {received}")
 
+
+def _three_axes_hint(shape: tuple[int, ...], size: tuple[int, int]) -> str:
+    """What a 3-D images array probably is (one image, or grayscale images), or ``""``."""
+    height, width = size
+    if shape == (height, width, 3):
+        return "; this looks like a single image: add a batch axis with images[None]"
+    if shape[1:] == (height, width):
+        return ("; this looks like grayscale images with no channel axis: make them RGB "
+                "with np.repeat(images[..., None], 3, axis=-1)")
+    return ""
+
+
+def _channels_hint(shape: tuple[int, ...]) -> str:
+    """What 4-D images without 3 channels last probably are, and how to fix them."""
+    if shape[1] == 3:
+        return ("; this looks channels-first (N, 3, H, W): move the channels last with "
+                "np.transpose(images, (0, 2, 3, 1))")
+    if shape[-1] == 1:
+        return ("; this looks like single-channel (grayscale) images: make them RGB with "
+                "np.repeat(images, 3, axis=-1)")
+    if shape[-1] == 4:
+        return "; this looks like RGBA: drop the alpha channel with images[..., :3]"
+    return f"; the last axis has {shape[-1]} channels"
+
+
+def _images_as_uint8(images: np.ndarray, path: Path) -> np.ndarray:
+    """``images`` as uint8 when they are uint8 or integers in 0..255; floats are refused."""
     if images.dtype == np.uint8:
         return images
     if images.dtype.kind == "f":
@@ -373,6 +395,15 @@ def _check_images(images: np.ndarray, size: tuple[int, int], path: Path) -> np.n
 
 def _check_labels(labels: np.ndarray, n_images: int, path: Path):
     """Return ``(labels as (N,) int64, one-hot width or None)``."""
+    labels = _check_label_shape(labels, n_images, path)
+    if labels.ndim == 2:
+        return _one_hot_to_int(labels, path), labels.shape[1]
+    _check_label_values(labels, path)
+    return labels.astype(np.int64), None
+
+
+def _check_label_shape(labels: np.ndarray, n_images: int, path: Path) -> np.ndarray:
+    """Check that ``labels`` is numeric, (N,) or (N, C), one per image; an (N, 1) column becomes (N,)."""
     shape = tuple(int(d) for d in labels.shape)
     expected = "labels of shape (N,) integers or (N, C) one-hot"
     if labels.dtype.kind not in "buif":
@@ -390,22 +421,28 @@ def _check_labels(labels: np.ndarray, n_images: int, path: Path):
             f"Expected one label per image ({n_images} images). "
             f"Received: {shape[0]} labels (labels shape={shape}) in {path}"
         )
+    return labels
 
-    if labels.ndim == 2:
-        is_binary = (labels == 0) | (labels == 1)
-        good_rows = is_binary.all(axis=1) & (np.count_nonzero(labels, axis=1) == 1)
-        if not good_rows.all():
-            bad = np.flatnonzero(~good_rows)
-            row = labels[bad[0]]
-            shown = ", ".join(f"{v:.3g}" for v in row[:10].astype(float).tolist())
-            shown = f"[{shown}{', ...' if row.size > 10 else ''}]"
-            raise DataError(
-                f"Expected one-hot labels of shape (N, C): each row a single 1 and zeros "
-                f"elsewhere. Received: {len(bad)} of {shape[0]} rows are not one-hot in {path} "
-                f"(first: row {bad[0]} = {shown})"
-            )
-        return np.argmax(labels, axis=1).astype(np.int64), shape[1]
 
+def _one_hot_to_int(labels: np.ndarray, path: Path) -> np.ndarray:
+    """The int64 class index of each row of (N, C) one-hot ``labels``; raise at the first other row."""
+    is_binary = (labels == 0) | (labels == 1)
+    good_rows = is_binary.all(axis=1) & (np.count_nonzero(labels, axis=1) == 1)
+    if not good_rows.all():
+        bad = np.flatnonzero(~good_rows)
+        row = labels[bad[0]]
+        shown = ", ".join(f"{v:.3g}" for v in row[:10].astype(float).tolist())
+        shown = f"[{shown}{', ...' if row.size > 10 else ''}]"
+        raise DataError(
+            f"Expected one-hot labels of shape (N, C): each row a single 1 and zeros "
+            f"elsewhere. Received: {len(bad)} of {len(labels)} rows are not one-hot in {path} "
+            f"(first: row {bad[0]} = {shown})"
+        )
+    return np.argmax(labels, axis=1).astype(np.int64)
+
+
+def _check_label_values(labels: np.ndarray, path: Path) -> None:
+    """Raise unless the (N,) ``labels`` are whole numbers that fit int64 and are >= 0."""
     if labels.dtype.kind == "f":
         finite = np.isfinite(labels)
         whole = finite & (labels == np.round(np.where(finite, labels, 0)))
@@ -431,7 +468,6 @@ def _check_labels(labels: np.ndarray, n_images: int, path: Path):
             f"Expected small non-negative class labels in {path}. Received: labels out of "
             f"range: max={labels.max()}"
         )
-    return labels.astype(np.int64), None
 
 
 def _check_label_range(labels: np.ndarray, num_classes: int, path: Path, *, given: bool) -> None:

@@ -118,11 +118,16 @@ def _probe(model, images, path, np):
     if not callable(predict_proba):
         return {"saved": False, "reason": "Model has no predict_proba method"}
     arr, info = _describe_output(predict_proba(images), np)
+    _save_numeric(arr, info, path, np)
+    return info
+
+
+def _save_numeric(arr, info, path, np):
+    """Save ``arr`` (numeric output, or None for output that is not) to ``path`` and mark ``info`` saved."""
     if arr is not None:
         with open(path, "wb") as f:
             np.save(f, arr, allow_pickle=False)
         info["saved"] = True
-    return info
 
 
 def run(submission_dir, input_path, output_path, result_path, probe_path=None):
@@ -139,54 +144,10 @@ def run(submission_dir, input_path, output_path, result_path, probe_path=None):
         _write(result_path, result)
 
     try:
-        enter("setup")
-        import numpy as np
-
-        result["numpy"] = np.__version__
-        X = np.load(input_path, allow_pickle=False)
-        result["n_images"] = int(X.shape[0]) if X.ndim else 0
-
-        os.chdir(submission_dir)
-        # Mimic Codabench: the submission dir comes first; this script's own folder is not importable.
-        here = os.path.dirname(os.path.abspath(__file__))
-        sys.path[:] = [submission_dir] + [p for p in sys.path if p and os.path.abspath(p) != here]
-        sys.modules.pop("model", None)
-
-        enter("import")
-        t0 = time.perf_counter()
-        import importlib
-
-        module = importlib.import_module("model")
-        result["import_s"] = time.perf_counter() - t0
-        model_cls = getattr(module, "Model", None)
-        if model_cls is None:
-            public = sorted(n for n in vars(module) if not n.startswith("_"))
-            raise AttributeError(
-                "model.py defines no Model (it defines: %s)" % (", ".join(public[:10]) or "nothing public")
-            )
-
-        enter("init")
-        t1 = time.perf_counter()
-        model = model_cls()
-        result["init_s"] = time.perf_counter() - t1
-        result["load_s"] = result["import_s"] + result["init_s"]
-        result["peak_mb"] = _peak_mb()
-        if not callable(getattr(model, "predict", None)):
-            raise AttributeError("Model() has no predict method")
-
-        enter("predict")
-        t2 = time.perf_counter()
-        y = model.predict(X)
-        result["predict_s"] = time.perf_counter() - t2
-        result["peak_mb"] = _peak_mb()
-
-        enter("output")
-        arr, info = _describe_output(y, np)
-        result["output"] = info
-        if arr is not None:
-            with open(output_path, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-            info["saved"] = True
+        np, X = _setup(enter, result, submission_dir, input_path)
+        model = _init_model(enter, result, _import_model(enter, result))
+        y = _predict(enter, result, model, X)
+        _save_output(enter, result, y, output_path, np)
         if probe_path:
             enter("probe")
             result["probe"] = _probe(model, np.load(probe_path, allow_pickle=False),
@@ -194,19 +155,90 @@ def run(submission_dir, input_path, output_path, result_path, probe_path=None):
         result["phase"] = "done"
         result["ok"] = True
     except BaseException as exc:  # SystemExit and KeyboardInterrupt included: record them too
-        result["error"] = {
-            "phase": result["phase"],
-            "type": type(exc).__name__,
-            "message": _text(exc),
-            "where": _where(exc, submission_dir),
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-TRACEBACK_CHARS:],
-        }
-        if isinstance(exc, SystemExit):
-            result["error"]["exit_code"] = _text(exc.code)
+        result["error"] = _error(exc, result["phase"], submission_dir)
     finally:
         result["peak_mb"] = _peak_mb()  # a peak only grows: the last reading is the run's peak
         _write(result_path, result)
     return 0 if result["ok"] else 1
+
+
+def _setup(enter, result, submission_dir, input_path):
+    """Phase ``setup``: import numpy, load X, enter the submission folder; returns ``(numpy, X)``."""
+    enter("setup")
+    import numpy as np
+
+    result["numpy"] = np.__version__
+    X = np.load(input_path, allow_pickle=False)
+    result["n_images"] = int(X.shape[0]) if X.ndim else 0
+
+    os.chdir(submission_dir)
+    # Mimic Codabench: the submission dir comes first; this script's own folder is not importable.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [submission_dir] + [p for p in sys.path if p and os.path.abspath(p) != here]
+    sys.modules.pop("model", None)
+    return np, X
+
+
+def _import_model(enter, result):
+    """Phase ``import``: import ``model`` (timed) and return its ``Model`` class."""
+    enter("import")
+    t0 = time.perf_counter()
+    import importlib
+
+    module = importlib.import_module("model")
+    result["import_s"] = time.perf_counter() - t0
+    model_cls = getattr(module, "Model", None)
+    if model_cls is None:
+        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise AttributeError(
+            "model.py defines no Model (it defines: %s)" % (", ".join(public[:10]) or "nothing public")
+        )
+    return model_cls
+
+
+def _init_model(enter, result, model_cls):
+    """Phase ``init``: call ``Model()`` (timed) and check that it has a ``predict`` method."""
+    enter("init")
+    t1 = time.perf_counter()
+    model = model_cls()
+    result["init_s"] = time.perf_counter() - t1
+    result["load_s"] = result["import_s"] + result["init_s"]
+    result["peak_mb"] = _peak_mb()
+    if not callable(getattr(model, "predict", None)):
+        raise AttributeError("Model() has no predict method")
+    return model
+
+
+def _predict(enter, result, model, X):
+    """Phase ``predict``: ``model.predict(X)``, timed, with the peak memory after it."""
+    enter("predict")
+    t2 = time.perf_counter()
+    y = model.predict(X)
+    result["predict_s"] = time.perf_counter() - t2
+    result["peak_mb"] = _peak_mb()
+    return y
+
+
+def _save_output(enter, result, y, output_path, np):
+    """Phase ``output``: describe predict's output in ``result`` and save it when it is numeric."""
+    enter("output")
+    arr, info = _describe_output(y, np)
+    result["output"] = info
+    _save_numeric(arr, info, output_path, np)
+
+
+def _error(exc, phase, submission_dir):
+    """The ``error`` record of ``exc``, raised during ``phase``."""
+    error = {
+        "phase": phase,
+        "type": type(exc).__name__,
+        "message": _text(exc),
+        "where": _where(exc, submission_dir),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-TRACEBACK_CHARS:],
+    }
+    if isinstance(exc, SystemExit):
+        error["exit_code"] = _text(exc.code)
+    return error
 
 
 def main(argv):

@@ -378,52 +378,66 @@ def _report(
     interpreter: str,
     say: Callable[[str], None],
 ) -> ValidationReport:
+    """Add the ``load``, ``predict``, ``answer`` and ``accuracy`` checks to ``checks``, up to the first failure."""
     result = run.result or {}
     error = result.get("error") if isinstance(result.get("error"), dict) else None
     phase = str(error.get("phase") if error else result.get("phase", "setup"))
+    metrics = _metrics(run, result, error, n)
+    done = result.get("ok") is True and not run.timed_out
+    failed_stage = None if done else _STAGE_OF_PHASE.get(phase, "load")
+    why = "" if failed_stage is None else _failure_line(run, result, error, phase, timeout, interpreter)
+    checks.extend(_stage_checks(failed_stage, why, metrics, n))
+    if not checks[-1].ok:
+        return ValidationReport(checks=tuple(checks), **metrics)
+    say(f"checking the answer ({run.wall_s:.1f} s in the child process)")
+    answer_checks, extra = _answer_checks(result, output_path, labels, n, num_classes)
+    checks.extend(answer_checks)
+    return ValidationReport(checks=tuple(checks), **{**metrics, **extra})
+
+
+def _metrics(run: _Run, result: dict[str, Any], error: dict[str, Any] | None, n: int) -> dict[str, Any]:
+    """The report's timings, peak memory, log tail and traceback, from the child's record."""
     load_s, predict_s, peak_mb = _num(result, "load_s"), _num(result, "predict_s"), _num(result, "peak_mb")
     ms_per_image = predict_s * 1000 / n if predict_s is not None else None
-    metrics: dict[str, Any] = dict(
+    return dict(
         load_s=load_s, predict_s=predict_s, ms_per_image=ms_per_image, peak_mb=peak_mb, log_tail=run.tail,
         traceback=str(error.get("traceback")) if error else None,
     )  # fmt: skip
-    done = result.get("ok") is True and not run.timed_out
-    failed_stage = None if done else _STAGE_OF_PHASE.get(phase, "load")
 
-    def finish(check: Check | None = None, **extra: Any) -> ValidationReport:
-        if check is not None:
-            checks.append(check)
-        return ValidationReport(checks=tuple(checks), **{**metrics, **extra})
 
-    why = "" if failed_stage is None else _failure_line(run, result, error, phase, timeout, interpreter)
+def _stage_checks(failed_stage: str | None, why: str, metrics: dict[str, Any], n: int) -> list[Check]:
+    """The ``load`` and ``predict`` checks passed, up to ``failed_stage``: its check fails with ``why``."""
     if failed_stage == "load":
-        return finish(Check("load", False, why))
-    checks.append(Check("load", True, f"Model() ready in {load_s or 0:.2f} s"))
+        return [Check("load", False, why)]
+    checks = [Check("load", True, f"Model() ready in {metrics['load_s'] or 0:.2f} s")]
     if failed_stage == "predict":
-        return finish(Check("predict", False, why))
-    peak = f", peak memory {peak_mb:.0f} MB" if peak_mb is not None else ""
-    checks.append(
-        Check("predict", True, f"{n} images in {predict_s or 0:.2f} s ({ms_per_image or 0:.1f} ms/image){peak}")
-    )
+        return [*checks, Check("predict", False, why)]
+    peak = f", peak memory {metrics['peak_mb']:.0f} MB" if metrics["peak_mb"] is not None else ""
+    speed = f"{metrics['predict_s'] or 0:.2f} s ({metrics['ms_per_image'] or 0:.1f} ms/image)"
+    checks.append(Check("predict", True, f"{n} images in {speed}{peak}"))
     if failed_stage == "answer":
-        return finish(Check("answer", False, why))
+        checks.append(Check("answer", False, why))
+    return checks
 
-    say(f"checking the answer ({run.wall_s:.1f} s in the child process)")
+
+def _answer_checks(
+    result: dict[str, Any], output_path: Path, labels: np.ndarray | None, n: int, num_classes: int
+) -> tuple[list[Check], dict[str, Any]]:
+    """The ``answer`` check, then ``accuracy`` if it holds and labels are given; with the report's extras."""
     info = result.get("output") if isinstance(result.get("output"), dict) else {}
     predictions = None
     if info.get("saved"):
         try:
             predictions = np.load(output_path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            return finish(Check("answer", False, f"could not read predict's saved output: {exc}"))
+            return [Check("answer", False, f"could not read predict's saved output: {exc}")], {}
     verdict = _check_answer(info, predictions, n, num_classes)
     if not verdict.ok or labels is None:
-        return finish(verdict, predictions=predictions)
+        return [verdict], dict(predictions=predictions)
     assert predictions is not None
     accuracy = float(np.mean(predictions == labels))
-    checks.append(verdict)
-    return finish(Check("accuracy", True, f"accuracy {accuracy:.3f} on {n} labelled images"),
-                  predictions=predictions, accuracy=accuracy)  # fmt: skip
+    return ([verdict, Check("accuracy", True, f"accuracy {accuracy:.3f} on {n} labelled images")],
+            dict(predictions=predictions, accuracy=accuracy))
 
 
 def _fidelity(
@@ -530,32 +544,45 @@ def _check_answer(info: dict[str, Any], predictions: np.ndarray | None, n: int, 
     top = num_classes - 1
     expected = f"an array of shape ({n},) with integer labels 0..{top}"
     if predictions is None:
-        reason, dtype = info.get("reason"), info.get("dtype", "?")
-        sample = f", e.g. {info['sample']}" if info.get("sample") else ""
-        if reason == "predict returned None":
-            return Check("answer", False, f"predict returned None — expected {expected}")
-        if reason == "strings":
-            return Check("answer", False, f"expected integer labels 0..{top}, received strings (dtype {dtype}){sample} "
-                         "— return class indices, not class names")  # fmt: skip
-        if reason == "object array":
-            return Check("answer", False, f"expected integer labels, received Python objects ({info.get('type')}, "
-                         f"dtype object){sample} — return a numeric numpy array")  # fmt: skip
-        return Check("answer", False, f"expected {expected}, received {reason or 'nothing readable'}")
-
+        return Check("answer", False, _unsaved_answer_line(info, expected, top))
     shape = tuple(predictions.shape)
     if shape != (n,):
-        if predictions.ndim == 2 and shape[0] == n and shape[1] == 1:
-            hint = "flatten it, e.g. labels.reshape(-1)"
-        elif predictions.ndim == 2 and shape[0] == n:
-            hint = "return one integer label per image, e.g. probs.argmax(axis=1)"
-        elif predictions.ndim == 0:
-            hint = "received a single value; return one label per image"
-        elif predictions.ndim == 1:
-            hint = f"return one label per input image ({n} images were given)"
-        else:
-            hint = f"return {expected}"
+        hint = _answer_shape_hint(predictions, n, expected)
         return Check("answer", False, f"expected shape ({n},), received {shape} — {hint}")
+    return _check_answer_labels(predictions, n, top)
 
+
+def _unsaved_answer_line(info: dict[str, Any], expected: str, top: int) -> str:
+    """Why predict's output, which the child described but did not save, is no answer."""
+    reason, dtype = info.get("reason"), info.get("dtype", "?")
+    sample = f", e.g. {info['sample']}" if info.get("sample") else ""
+    if reason == "predict returned None":
+        return f"predict returned None — expected {expected}"
+    if reason == "strings":
+        return (f"expected integer labels 0..{top}, received strings (dtype {dtype}){sample} "
+                "— return class indices, not class names")  # fmt: skip
+    if reason == "object array":
+        return (f"expected integer labels, received Python objects ({info.get('type')}, "
+                f"dtype object){sample} — return a numeric numpy array")  # fmt: skip
+    return f"expected {expected}, received {reason or 'nothing readable'}"
+
+
+def _answer_shape_hint(predictions: np.ndarray, n: int, expected: str) -> str:
+    """How to make predictions of another shape than (n,) one label per image."""
+    shape = tuple(predictions.shape)
+    if predictions.ndim == 2 and shape[0] == n and shape[1] == 1:
+        return "flatten it, e.g. labels.reshape(-1)"
+    if predictions.ndim == 2 and shape[0] == n:
+        return "return one integer label per image, e.g. probs.argmax(axis=1)"
+    if predictions.ndim == 0:
+        return "received a single value; return one label per image"
+    if predictions.ndim == 1:
+        return f"return one label per input image ({n} images were given)"
+    return f"return {expected}"
+
+
+def _check_answer_labels(predictions: np.ndarray, n: int, top: int) -> Check:
+    """The ``answer`` check on n predictions of shape (n,): integers in 0..top."""
     kind = predictions.dtype.kind
     if kind == "b":
         return Check("answer", False, f"expected integer labels, received bool — return class indices 0..{top}")
