@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from codabench_kit.errors import OutputExistsError
 from codabench_kit.evaluation.heldout import CORRUPTIONS
+from codabench_kit.packaging.manifest import RunManifest
 from codabench_kit.packaging.paths import SubmissionPaths
 from codabench_kit.report.html import ReportInputs, per_class_scores, write_report
 from codabench_kit.report.saliency import Saliency, SaliencyExample
@@ -74,28 +75,28 @@ def fake_inputs(seed: int = 0) -> ReportInputs:
                             "accuracy": list(np.linspace(0.6, 0.9, epochs)),
                             "val_loss": list(np.linspace(1.2, 0.6, epochs)),
                             "val_accuracy": list(np.linspace(0.55, 0.82, epochs))}}
-    manifest = {
-        "cbk_version": "0.test", "created": "2025-01-01T00:00:00+00:00", "seed": 3,
-        "components": {"backbone": [{"name": "cnn"}], "augmenter": [{"name": "flips"}],
-                       "tta": [{"name": "flip-tta"}], "cleaner": [{"name": "dedupe"}]},
-        "num_classes": n, "class_names": NAMES, "image_shape": [32, 32, 3],
-        "data": {"source": "demo(seed=3) <i>not italic</i>", "fingerprint": "sha256:abc",
-                 "images": 200, "class_counts": [25] * n, "after_cleaning": 196},
-        "cleaning": [{"name": "dedupe", "seen": 200, "removed": 4, "added": 0,
-                      "weighted": False, "reasons": {"duplicate of <row 1>": 4}}],
-        "split": {"train": 140, "validation": 28, "test": 28},
-        "heldout": {"seed": 7, "policy": "mixed:n=2", "ops_per_image": 2, "images": 28},
-        "training": {"weights": "none", "batch_size": 16, "precision": "float32",
-                     "history": history, "seconds": 12.3, "backend": "tensorflow",
-                     "device": "CPU (tensorflow)"},
-        "metrics": {"clean_test": metrics(clean), "augmented_test": metrics(augmented),
-                    "tta_gain": {"strategy": "flip-tta",
-                                 "clean_test": {"with": 0.9, "without": 0.88, "gain": 0.02},
-                                 "augmented_test": {"with": 0.7, "without": 0.72,
-                                                    "gain": -0.02}}},
-        "robustness": robustness,
-        "libraries": {"python": "3.x", "numpy": np.__version__},
-    }
+    manifest = RunManifest(
+        cbk_version="0.test", created="2025-01-01T00:00:00+00:00", seed=3,
+        components={"backbone": [{"name": "cnn"}], "augmenter": [{"name": "flips"}],
+                    "tta": [{"name": "flip-tta"}], "cleaner": [{"name": "dedupe"}]},
+        num_classes=n, class_names=NAMES, image_shape=[32, 32, 3],
+        data={"source": "demo(seed=3) <i>not italic</i>", "fingerprint": "sha256:abc",
+              "images": 200, "class_counts": [25] * n, "after_cleaning": 196},
+        cleaning=[{"name": "dedupe", "seen": 200, "removed": 4, "added": 0,
+                   "weighted": False, "reasons": {"duplicate of <row 1>": 4}}],
+        split={"train": 140, "validation": 28, "test": 28},
+        heldout={"seed": 7, "policy": "mixed:n=2", "ops_per_image": 2, "images": 28},
+        training={"weights": "none", "batch_size": 16, "precision": "float32",
+                  "history": history, "seconds": 12.3, "backend": "tensorflow",
+                  "device": "CPU (tensorflow)"},
+        metrics={"clean_test": metrics(clean), "augmented_test": metrics(augmented),
+                 "tta_gain": {"strategy": "flip-tta",
+                              "clean_test": {"with": 0.9, "without": 0.88, "gain": 0.02},
+                              "augmented_test": {"with": 0.7, "without": 0.72,
+                                                 "gain": -0.02}}},
+        robustness=robustness,
+        libraries={"python": "3.x", "numpy": np.__version__},
+    ).to_dict()
     images = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(n), 25)
     removed = [(5, "dedupe", "duplicate of <row 1>"), (9, "dedupe", "duplicate of <row 1>"),
