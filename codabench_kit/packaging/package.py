@@ -43,6 +43,7 @@ from codabench_kit.packaging.export import (export_savedmodel, require_tensorflo
 from codabench_kit.packaging.paths import SubmissionPaths
 from codabench_kit.report.chart import write_chart
 from codabench_kit.validation.fidelity import PARITY_TOLERANCE, PROBE_FILE, Budget
+from codabench_kit.validation.runner import TIMEOUT_S
 
 FIDELITY_TOLERANCE = 1e-4
 PROBE_IMAGES = 32
@@ -104,7 +105,7 @@ def write_build_record(zip_path: Path, beside: dict) -> Path:
 
 
 def package_run(run, out_path: Path, registry, *, validate: bool = True,
-                timeout: float = 600.0, progress: Callable[[str], None] = lambda s: None):
+                timeout: float = TIMEOUT_S, progress: Callable[[str], None] = lambda s: None):
     """Package ``run`` (a :class:`codabench_kit.packaging.run_record.Run`, or a list of runs: an
     ensemble) into ``out_path``.
 
