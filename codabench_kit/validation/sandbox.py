@@ -197,7 +197,8 @@ _PYTHON_PATHS: dict[tuple[str, str], list[str]] = {}
 
 def python_paths(interpreter: str, env: dict[str, str] | None = None) -> list[str]:
     """What ``interpreter`` needs to see to run: its prefixes, ``sys.path`` and itself (asked once)."""
-    key = (interpreter, json.dumps(sorted((env or {}).items())))
+    relevant = {k: v for k, v in (env or {}).items() if k.startswith("PYTHON") or k == "PATH"}
+    key = (interpreter, json.dumps(sorted(relevant.items())))
     if key not in _PYTHON_PATHS:
         try:
             proc = subprocess.run([interpreter, "-c", _PATHS_SCRIPT], env=env, cwd="/", stdin=subprocess.DEVNULL,
@@ -279,8 +280,9 @@ def _probe(candidate: Sandbox) -> str | None:
     with tempfile.TemporaryDirectory(prefix="cbk-sandbox-probe-") as writable:
         try:
             proc = subprocess.run(
-                candidate.wrap(["true"], Path(writable), visible=[shutil.which("true") or "/bin/true"]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, timeout=PROBE_TIMEOUT_S, check=False,
+                candidate.wrap(["true"], Path(writable), visible=[shutil.which("true") or "/bin/true"]),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=PROBE_TIMEOUT_S,
+                check=False,
             )  # fmt: skip
         except (OSError, subprocess.SubprocessError) as exc:
             return str(exc)
