@@ -459,6 +459,38 @@ def test_secret_environment_variable_not_visible(isolated, monkeypatch, kind):
     assert_contained(run(kind, init))  # run() also asserts the secret is in no line and not in the log
 
 
+# --- session and privileges -----------------------------------------------------------
+
+SESSION = """\
+import ctypes, os, socket
+if os.getsid(0) == 0:  # its session leader is outside its PID namespace: the caller's session
+    raise AssertionError('runs in the session of a process outside the sandbox')
+try:
+    os.close(os.open('/dev/tty', os.O_RDWR))
+    raise AssertionError('has a controlling terminal')
+except OSError:
+    pass
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.sethostname(b'cbk-owned', 9) == 0:
+    raise AssertionError('set the host name')
+for line in open('/proc/self/status'):
+    if line.startswith(('CapEff:', 'CapBnd:')) and int(line.split()[1], 16):
+        raise AssertionError('capabilities left: ' + line.strip())
+    if line.startswith('NoNewPrivs:') and line.split()[1] != '1':
+        raise AssertionError('no_new_privs unset')
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_session_no_terminal_no_capabilities(isolated, kind):
+    """Model code runs in a session that began inside the sandbox, without a controlling terminal (no TIOCSTI into
+    the caller's), has no capabilities, cannot gain any, cannot rename the host."""
+    sandbox_with(kind, "own pid/ipc/uts/mount namespaces")
+    hostname = socket.gethostname()
+    assert_contained(run(kind, SESSION))
+    assert socket.gethostname() == hostname
+
+
 # --- limits ----------------------------------------------------------------------------
 
 LIMITS = """\

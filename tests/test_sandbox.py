@@ -287,6 +287,28 @@ exec "{real}" "$@"
                               "unshare: cannot change root filesystem propagation: Permission denied)")  # fmt: skip
 
 
+def test_network_only_when_pid_namespaces_fail_too(isolated, listener, monkeypatch):
+    """Only ``unshare -r -n`` works: no network, and the line lists every other protection as missing."""
+    real = shutil.which("unshare")
+    if real is None:
+        pytest.skip("unshare is not installed")
+    confined("unshare")
+    fakes = fake_programs(Path("fake-bin").absolute(), {"unshare": f"""\
+for a in "$@"; do
+    [ "$a" = "--" ] && break
+    [ "$a" = "-p" ] && {{ echo 'unshare: unshare failed: Invalid argument' >&2; exit 1; }}
+done
+exec "{real}" "$@"
+"""})  # fmt: skip
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fakes / name) if name == "unshare" else None)
+    report = validate(write_zip(Path("sub.zip"), {"model.py": connecting_model(listener)}))
+    line = assert_rejected(report, "predict", "predict(X) raised: ")
+    assert line.endswith(NO_NETWORK_HINT)
+    assert report.sandbox == ("sandbox: unshare (no network, limits; missing: read-only fs, own pid/ipc/uts/mount "
+                              "namespaces, minimal /dev, no home, /tmp or /run — unshare: unshare failed: "
+                              "Invalid argument)")  # fmt: skip
+
+
 def test_forced_sandbox_that_does_not_work_is_an_error(isolated, monkeypatch):
     monkeypatch.setenv("PATH", str(Path("empty-bin").absolute()))
     path = write_zip(Path("sub.zip"), {"model.py": model()})
