@@ -491,6 +491,32 @@ def test_new_session_no_terminal_no_capabilities(isolated, kind):
     assert socket.gethostname() == hostname
 
 
+KERNEL_SETTINGS = """\
+import os
+value = open('/proc/sys/fs/file-max').read()
+try:  # writes back the value it read: harmless even where it works
+    with open('/proc/sys/fs/file-max', 'w') as f:
+        f.write(value)
+    raise AssertionError('wrote a sysctl')
+except OSError:
+    pass
+for path in ('/proc/sys/kernel/core_pattern', '/proc/sysrq-trigger', '/sys/kernel/mm/transparent_hugepage/enabled'):
+    try:
+        os.close(os.open(path, os.O_WRONLY))  # opened, never written
+        raise AssertionError('%s open for writing' % path)
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_kernel_settings(isolated, kind):
+    """Sysctls (``kernel.core_pattern`` would run a program as root on the host) and ``/sys`` are read-only,
+    even where uid 0 inside maps to the caller's root."""
+    sandbox_with(kind, "read-only fs")
+    assert_contained(run(kind, KERNEL_SETTINGS))
+
+
 # --- limits ----------------------------------------------------------------------------
 
 LIMITS = """\

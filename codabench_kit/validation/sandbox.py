@@ -12,7 +12,7 @@ and the model code it imports) the way judges confine untrusted code:
   and ``sys.path``, see :func:`python_paths`), the submission (read-only) and validate's
   temporary folder (writable, holding ``HOME`` and ``TMPDIR``); a minimal ``/dev`` (null,
   zero, full, random, urandom, tty, a private ``shm``, and NVIDIA device nodes when present),
-  ``/proc`` of the new PID namespace; the caller's home, ``/tmp`` and ``/run`` are absent;
+  ``/proc`` of the new PID namespace, read-only (no sysctl writes); the caller's home, ``/tmp`` and ``/run`` are absent;
 * a new session, no capabilities, no_new_privs, and resource limits (processes, file size,
   open files, no core dumps) set by ``sandbox_exec.py`` before anything else starts.
 
@@ -146,7 +146,9 @@ def _bwrap_args(writable: Path, shown: list[str], protect: list[str]) -> list[st
             args += ["--ro-bind", path, path]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    # /proc read-only: uid 0 mapped to the caller's root could otherwise write global sysctls
+    # (kernel.core_pattern runs a program as root on the host) even without capabilities.
+    args += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev"]
     for device in devices():
         args += ["--dev-bind", device, device]
     for path in shown:

@@ -22,7 +22,7 @@ mapped to the caller), empty network, new PID, IPC and UTS namespaces and, with 
 private mount namespace with ``/proc`` of the new PID namespace, it:
 
 1. with ``--writable DIR``: builds a new root on a tmpfs holding read-only binds of the
-   system paths, the ETC_FILES of ``/etc``, ``/proc``, each ``--visible`` path, DIR bound
+   system paths, the ETC_FILES of ``/etc``, ``/proc`` (read-only: no sysctl writes), each ``--visible`` path, DIR bound
    writable with each ``--read-only`` path read-only again, and a minimal ``/dev`` (null,
    zero, full, random, urandom, tty, a private ``shm``, GPU nodes); ``pivot_root``\s into it
    and detaches the old root, so the caller's home, ``/tmp`` and ``/run`` are gone;
@@ -222,7 +222,7 @@ def build_root(writable, visible, read_only):
             _make_target(new + "/etc/" + name, source)
             _bind(source, new + "/etc/" + name, "/etc/" + name)
     _make_target(new + "/proc", "/")
-    _mount(old + "/proc", new + "/proc", None, MS_BIND | MS_REC, "bind /proc")
+    _bind(old + "/proc", new + "/proc", "/proc")  # read-only: no sysctl writes, whoever uid 0 maps to
     _make_dev(old, new + "/dev")
     for path in visible:
         if os.path.lexists(old + path) and not any(path == p or path.startswith(p + "/") for p in SYSTEM_PATHS):
