@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import signal
 import socket
@@ -433,6 +434,39 @@ def test_unix_sockets_unreachable(isolated, tmp_path, kind):
             server.close()
     assert_contained(report)
     assert received == [], received
+
+
+PLANT = """\
+import os, sys
+io = os.path.dirname(os.path.abspath(sys.argv[4]))  # ingest.py SUBMISSION INPUT OUTPUT RESULT [PROBE]
+real_replace = os.replace
+
+def replace(source, target):  # ingest.py writes RESULT.json with os.replace: plant after the last write
+    final = os.path.basename(str(target)) == 'result.json' and '"done"' in open(source).read()
+    real_replace(source, target)
+    if final:
+        for name, how in (('result.json', 'link'), ('output.npy', 'fifo'), ('output.probe.npy', 'fifo')):
+            path = os.path.join(io, name)
+            if os.path.lexists(path):
+                os.unlink(path)
+            if how == 'link':
+                os.symlink(TARGET, path)
+            else:
+                os.mkfifo(path)
+
+os.replace = replace
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_planted_links_and_fifos_not_followed(isolated, tmp_path, kind):
+    """Model code swaps its results for a symlink to a file of the caller's and FIFOs after each write:
+    cbk neither reads the caller's file (its secret would show in the FAIL line) nor blocks."""
+    sandbox_with(kind, "read-only fs")
+    target = tmp_path / "caller-secret.json"
+    target.write_text(json.dumps({"phase": "done", "error": {"phase": "predict", "type": "Leak", "message": SECRET}}))
+    report = run(kind, PLANT.replace("TARGET", repr(str(target))), timeout=20)  # run(): no secret in the lines
+    assert not report.ok, report.lines()
 
 
 # --- the environment -------------------------------------------------------------------

@@ -349,7 +349,27 @@ def _run_ingest(
         # signal N (a model's os._exit(129..192) reads the same)
         returncode = 128 - returncode
     wall_s = time.perf_counter() - start
+    _drop_planted(io_dir)
     return _Run(returncode, timed_out, _read_result(result_path), tail.text(), wall_s, sandbox)
+
+
+def _drop_planted(io_dir: Path) -> None:
+    """Remove what model code may have planted where cbk reads its results: a symlink (cbk would
+    read a file of the caller's through it) or a FIFO or device (cbk would block on it).
+    Only regular files in a real folder are read after the run."""
+    if io_dir.is_symlink() or not io_dir.is_dir():
+        try:
+            io_dir.unlink()
+        except IsADirectoryError:
+            pass
+        io_dir.mkdir(exist_ok=True)
+        return
+    for entry in os.scandir(io_dir):
+        if not entry.is_file(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
