@@ -35,6 +35,8 @@ KINDS = ["bwrap", "unshare"]
 NO_NETWORK_HINT = "— validate runs model code without network access; bundle what it needs in the zip"
 READ_ONLY_HINT = "— validate lets model code write only in its own folder and tempfile's"
 FALLBACK_TAIL = " — model code runs with your permissions and network access"
+AS_ROOT = ", process limit (run as root)" if os.geteuid() == 0 else ""
+"""The kernel does not apply RLIMIT_NPROC to root, and the sandbox line says so."""
 
 
 def confined(kind: str, *, read_only: bool = False) -> Sandbox:
@@ -283,7 +285,7 @@ exec "{real}" "$@"
     line = assert_rejected(report, "predict", "predict(X) raised: ")
     assert line.endswith(NO_NETWORK_HINT)
     assert report.sandbox == ("sandbox: unshare (no network, own pid/ipc/uts namespaces, limits; missing: "
-                              "read-only fs, own mount namespace, minimal /dev, no home, /tmp or /run — "
+                              f"read-only fs, own mount namespace, minimal /dev, no home, /tmp or /run{AS_ROOT} — "
                               "unshare: cannot change root filesystem propagation: Permission denied)")  # fmt: skip
 
 
@@ -305,7 +307,7 @@ exec "{real}" "$@"
     line = assert_rejected(report, "predict", "predict(X) raised: ")
     assert line.endswith(NO_NETWORK_HINT)
     assert report.sandbox == ("sandbox: unshare (no network, limits; missing: read-only fs, own pid/ipc/uts/mount "
-                              "namespaces, minimal /dev, no home, /tmp or /run — unshare: unshare failed: "
+                              f"namespaces, minimal /dev, no home, /tmp or /run{AS_ROOT} — unshare: unshare failed: "
                               "Invalid argument)")  # fmt: skip
 
 

@@ -64,6 +64,8 @@ DEVICE_GLOBS = ("/dev/nvidia*", "/dev/dxg")
 FULL = ("no network", "read-only fs", "own pid/ipc/uts/mount namespaces", "minimal /dev",
         "no home, /tmp or /run", "limits")  # fmt: skip
 """Every protection, as :meth:`Sandbox.describe` names them."""
+ROOT_NPROC = "process limit (run as root)"
+"""Missing whenever cbk runs as root: RLIMIT_NPROC does not apply to the root user."""
 ALL_UNSHARE = ["-r", "-n", "-m", "-p", "-i", "-u", "--fork", "--mount-proc", "--kill-child"]
 NO_MOUNT_UNSHARE = ["-r", "-n", "-p", "-i", "-u", "--fork", "--kill-child"]
 NETWORK_ONLY_UNSHARE = ["-r", "-n"]
@@ -99,6 +101,8 @@ class Sandbox:
         missing = [p for p in FULL if p not in have]
         if "own pid/ipc/uts namespaces" in have:
             missing = ["own mount namespace" if p.startswith("own ") else p for p in missing]
+        if self.kind != "none" and os.geteuid() == 0:
+            missing.append(ROOT_NPROC)  # the kernel does not count root's processes against RLIMIT_NPROC
         return tuple(missing)
 
     def describe(self) -> str:
