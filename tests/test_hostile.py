@@ -551,6 +551,33 @@ def test_no_kernel_settings(isolated, kind):
     assert_contained(run(kind, KERNEL_SETTINGS))
 
 
+KEYCTL = {"x86_64": 250, "aarch64": 219}
+ADD_KEY = {"x86_64": 248, "aarch64": 217}
+
+
+@pytest.mark.skipif(os.uname().machine not in KEYCTL, reason="keyctl's system call number known for x86_64 and aarch64")
+@pytest.mark.parametrize("kind", KINDS)
+def test_session_keyring_not_readable(isolated, kind):
+    """A key in the caller's session keyring (Kerberos tickets, ecryptfs keys live there) cannot be
+    read by model code (this test gives itself a new session keyring first, holding the key)."""
+    sandbox_with(kind, "limits")
+    libc = ctypes.CDLL(None, use_errno=True)
+    keyctl, add_key = KEYCTL[os.uname().machine], ADD_KEY[os.uname().machine]
+    if libc.syscall(keyctl, 1, None) < 0:  # KEYCTL_JOIN_SESSION_KEYRING
+        pytest.skip(f"no kernel keyrings here: {os.strerror(ctypes.get_errno())}")
+    key = libc.syscall(add_key, b"user", b"cbk-test", SECRET.encode(), len(SECRET), -3)  # @s
+    assert key > 0, os.strerror(ctypes.get_errno())
+    try:
+        init = ("import ctypes, os\n"
+                "buf = ctypes.create_string_buffer(256)\n"
+                f"n = ctypes.CDLL(None).syscall({keyctl}, 11, {key}, buf, 256)  # KEYCTL_READ\n"
+                "if n >= 0:\n"
+                "    raise AssertionError('read the caller\\'s key: %d bytes' % n)")  # fmt: skip
+        assert_contained(run(kind, init))
+    finally:
+        libc.syscall(keyctl, 3, key)  # KEYCTL_REVOKE
+
+
 # --- limits ----------------------------------------------------------------------------
 
 LIMITS = """\

@@ -14,7 +14,8 @@ Outside (``--parent``), before the sandbox program starts, it:
    if PID is no longer its parent (cbk died before that);
 2. with ``--limits``, sets resource limits that everything started inside inherits: at
    most PROCESS_HEADROOM more processes (threads count) for this uid, files of at most
-   FILE_SIZE bytes, OPEN_FILES open files, no core dumps;
+   FILE_SIZE bytes, OPEN_FILES open files, no core dumps; and joins a new, empty session
+   keyring (the caller's holds keys that whoever possesses it can read);
 3. execs the rest, which keeps this process id (cbk's kill still reaches it).
 
 Inside ``unshare`` (``--inside``), which has already given it a user namespace (root inside,
@@ -59,6 +60,8 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "local
              "passwd", "group", "hosts", "host.conf", "gai.conf", "os-release", "mime.types")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEVICE_GLOBS = ("/dev/nvidia*", "/dev/dxg")
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280, "i686": 288}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217, "i686": 217}
 
 # statvfs flag -> mount flag to keep when remounting (the kernel refuses to drop locked ones).
@@ -175,6 +178,18 @@ def set_limits():
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(limit, (value, value))
+
+
+def new_session_keyring():
+    """Leave the caller's session keyring (its keys, e.g. Kerberos tickets, are readable by whoever
+    possesses it) for a new, empty one, which everything started from here on inherits."""
+    number = _SYS_KEYCTL.get(platform.machine())
+    if number is None:
+        raise SandboxFailed("keyctl: unknown system call number on %s" % platform.machine())
+    if _libc.syscall(ctypes.c_long(number), KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel without keyrings has none to leak
+            raise SandboxFailed("keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s" % os.strerror(code))
 
 
 def _bind(source, target, what, read_only=True):
@@ -323,6 +338,7 @@ def main(argv):
                 return FAILED
             if "--limits" in flags:
                 set_limits()
+                new_session_keyring()
         if "--inside" in flags:
             if writable is not None:
                 real = os.path.realpath
