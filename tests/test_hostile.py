@@ -9,6 +9,11 @@ not stopped, no process holding the case's marker survives, no IPC object or fil
 outside validate's temp folder, the Unix-socket listener received nothing, and no secret
 shows in the report or the log. :func:`test_validate.validate` also checks that nothing
 under tmp_path changed and that validate's temp folder is gone.
+
+Some cases signal every process model code can see (SIGKILL, SIGSTOP, ``kill(-1)``): run
+outside a PID namespace, as root, that is every process on the machine. Their model code
+first checks that it sees only a handful of processes and refuses otherwise; keep that
+guard when changing them.
 """
 
 from __future__ import annotations
@@ -99,6 +104,10 @@ def bystander():
 
 SIGNAL_EVERYONE = """\
 import os, signal
+# Safety: refuse to signal anything unless this is a PID namespace of its own (a handful of
+# processes); run without one, this code would signal every process of the caller's.
+if len([p for p in os.listdir('/proc') if p.isdigit()]) > 10:
+    raise AssertionError('not in a PID namespace of its own: refusing to signal')
 mine = {os.getpid(), os.getppid()}
 hit = []
 for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()] + [BYSTANDER]:
@@ -113,8 +122,17 @@ for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()] + [BYSTANDER]:
 if BYSTANDER in hit:
     raise AssertionError('signalled the bystander %d' % BYSTANDER)
 """
+GUARD = """# Safety: refuse to signal anything unless this is a PID namespace of its own (a handful of
+# processes); run without one, this code would signal every process of the caller's.
+if len([p for p in os.listdir('/proc') if p.isdigit()]) > 10:
+    raise AssertionError('not in a PID namespace of its own: refusing to signal')
+"""
 KILL_ALL = """\
 import os, signal, subprocess, sys
+# Safety: refuse to signal anything unless this is a PID namespace of its own (a handful of
+# processes); run without one, this code would signal every process of the caller's.
+if len([p for p in os.listdir('/proc') if p.isdigit()]) > 10:
+    raise AssertionError('not in a PID namespace of its own: refusing to signal')
 child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
 os.kill(-1, signal.SIGKILL)  # every process it may signal but itself (and its namespace's init)
 assert child.wait() == -signal.SIGKILL
@@ -136,6 +154,7 @@ def test_stopping_everything_cannot_stop_the_timeout(isolated, bystander, kind):
     """Model code SIGSTOPs its parent and every pid it sees, then hangs: the timeout still fires."""
     sandbox_with(kind, "own pid/ipc/uts/mount namespaces")
     init = ("import os, signal, time\n"
+            f"{GUARD}"
             "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()] + [os.getppid()]:\n"
             "    if pid != os.getpid():\n"
             "        try:\n"
@@ -159,7 +178,10 @@ os.wait()
 subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'MARKER'], start_new_session=True)
 import time
 deadline = time.time() + 10
-while len([p for p in os.listdir('/proc') if p.isdigit() and b'MARKER' in open('/proc/%s/cmdline' % p, 'rb').read()]) < 2:
+def count():
+    pids = [p for p in os.listdir('/proc') if p.isdigit()]
+    return len([p for p in pids if b'MARKER' in open('/proc/%s/cmdline' % p, 'rb').read()])
+while count() < 2:
     if time.time() > deadline:
         raise AssertionError('the daemons did not start')
     time.sleep(0.05)
