@@ -35,6 +35,8 @@ KINDS = ["bwrap", "unshare"]
 NO_NETWORK_HINT = "— validate runs model code without network access; bundle what it needs in the zip"
 READ_ONLY_HINT = "— validate lets model code write only in its own folder and tempfile's"
 FALLBACK_TAIL = " — model code runs with your permissions and network access"
+AS_ROOT = ", process limit (run as root)" if os.geteuid() == 0 else ""
+"""The kernel does not apply RLIMIT_NPROC to root, and the sandbox line says so."""
 
 
 def confined(kind: str, *, read_only: bool = False) -> Sandbox:
@@ -96,7 +98,11 @@ def test_name_resolution_blocked(isolated, kind):
 
 ALLOWED_WRITES = """\
 import os, subprocess, tempfile
-open('inside.txt', 'w').write('ok')  # its own folder
+try:  # its own folder, the unpacked zip, is read-only
+    open('inside.txt', 'w').write('escaped')
+    raise AssertionError('wrote in its own folder')
+except OSError:
+    pass
 open('../../escaped.txt', 'w').write('ok')  # validate's temp folder
 tempfile.mkstemp()
 open(os.path.expanduser('~/.cache-like'), 'w').write('ok')
@@ -118,8 +124,10 @@ def test_write_outside_its_folder_fails(isolated, tmp_path, kind, target):
     shm_name = f"cbk-test-{uuid.uuid4().hex}"
     init = ALLOWED_WRITES.replace("SHM_NAME", shm_name) + f"open({str(outside)!r}, 'w').write('escaped')"
     report = validate(write_zip(Path("sub.zip"), {"model.py": model(init=init)}), sandbox=kind)
-    line = assert_rejected(report, "load", f"Model() failed: OSError: [Errno 30] Read-only file system: '{outside}'")
-    assert line.endswith(READ_ONLY_HINT), line
+    # Paths that lead to a mount point inside the sandbox exist there, read-only; others do not exist
+    line = assert_rejected(report, "load", f"Model() failed: ")
+    assert (f"OSError: [Errno 30] Read-only file system: '{outside}'" in line and line.endswith(READ_ONLY_HINT)
+            or f"FileNotFoundError: [Errno 2] No such file or directory: '{outside}'" in line), line
     assert not outside.exists() and not Path("/dev/shm", shm_name).exists()
 
 
@@ -276,8 +284,31 @@ exec "{real}" "$@"
     report = validate(write_zip(Path("sub.zip"), {"model.py": connecting_model(listener)}))
     line = assert_rejected(report, "predict", "predict(X) raised: ")
     assert line.endswith(NO_NETWORK_HINT)
-    assert report.sandbox == ("sandbox: unshare (no network; file system writable: "
+    assert report.sandbox == ("sandbox: unshare (no network, own pid/ipc/uts namespaces, limits; missing: "
+                              f"read-only fs, own mount namespace, minimal /dev, no home, /tmp or /run{AS_ROOT} — "
                               "unshare: cannot change root filesystem propagation: Permission denied)")  # fmt: skip
+
+
+def test_network_only_when_pid_namespaces_fail_too(isolated, listener, monkeypatch):
+    """Only ``unshare -r -n`` works: no network, and the line lists every other protection as missing."""
+    real = shutil.which("unshare")
+    if real is None:
+        pytest.skip("unshare is not installed")
+    confined("unshare")
+    fakes = fake_programs(Path("fake-bin").absolute(), {"unshare": f"""\
+for a in "$@"; do
+    [ "$a" = "--" ] && break
+    [ "$a" = "-p" ] && {{ echo 'unshare: unshare failed: Invalid argument' >&2; exit 1; }}
+done
+exec "{real}" "$@"
+"""})  # fmt: skip
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fakes / name) if name == "unshare" else None)
+    report = validate(write_zip(Path("sub.zip"), {"model.py": connecting_model(listener)}))
+    line = assert_rejected(report, "predict", "predict(X) raised: ")
+    assert line.endswith(NO_NETWORK_HINT)
+    assert report.sandbox == ("sandbox: unshare (no network, limits; missing: read-only fs, own pid/ipc/uts/mount "
+                              f"namespaces, minimal /dev, no home, /tmp or /run{AS_ROOT} — unshare: unshare failed: "
+                              "Invalid argument)")  # fmt: skip
 
 
 def test_forced_sandbox_that_does_not_work_is_an_error(isolated, monkeypatch):

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 import warnings
 import zipfile
 from pathlib import Path
@@ -429,18 +430,34 @@ def test_hanging_submission_times_out(isolated, source, stage, during):
 
 
 def test_hanging_child_process_is_killed(isolated):
-    """A process that model code starts and leaves behind ends with the run."""
+    """A process that model code starts and leaves behind ends with the run.
+
+    The sandbox's PID namespace numbers processes its own way, so the child is found by a
+    marker in its command line, not by the pid model code sees."""
+    marker = f"cbk-test-child-{uuid.uuid4().hex}"
     start = ("import subprocess, sys\n"
-             "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-             "print('child pid', child.pid, flush=True)\n"
+             f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
+             "print('child started', flush=True)\n"
              "import time; time.sleep(60)")  # fmt: skip
     report = validate(write_zip(Path("sub.zip"), {"model.py": model(start)}), timeout=3)
     assert_rejected(report, "predict", "timed out after 3 s during predict(X)")
-    pid = int(report.log_tail.split("child pid")[1].split()[0])
+    assert "child started" in report.log_tail
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while _with_marker(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid), f"the model's child process {pid} outlived the run"
+    assert not _with_marker(marker), f"the model's child process {_with_marker(marker)} outlived the run"
+
+
+def _with_marker(marker: str) -> list[int]:
+    """The live processes whose command line holds ``marker``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes().split(b"\0") and _alive(int(cmdline.parent.name)):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -42,7 +42,7 @@ from codabench_kit.validation.safe_zip import (
 )
 from codabench_kit.validation.check import Check
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
-from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
+from codabench_kit.validation.sandbox import Sandbox, choose_sandbox, python_paths
 
 INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
 IMAGE_SHAPE = (96, 96, 3)
@@ -282,10 +282,22 @@ class _Tail(threading.Thread):
         return self.data.decode("utf-8", errors="replace")[-TAIL_CHARS:]
 
 
-def _child_env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    env.update(PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONNOUSERSITE="1")
+CHILD_ENV_KEEP = (
+    "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TF_CPP_MIN_LOG_LEVEL", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
+    "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "XLA_FLAGS",
+)  # fmt: skip
+"""The caller's variables that model code sees (Python's locale, TensorFlow, threads, GPUs); no others."""
+
+
+def _child_env(workdir: Path, interpreter: str = sys.executable) -> dict[str, str]:
+    """A fresh environment: PATH, HOME and TMPDIR in ``workdir``, and only :data:`CHILD_ENV_KEEP` of the caller's."""
+    env = {name: os.environ[name] for name in CHILD_ENV_KEEP if name in os.environ}
+    env.setdefault("LANG", "C.UTF-8")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    bin_dir = os.path.dirname(os.path.abspath(interpreter))
+    env["PATH"] = os.pathsep.join(dict.fromkeys([bin_dir, "/usr/local/bin", "/usr/bin", "/bin"]))
+    env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
     # The model's scratch files and dot-folders (~/.keras, ~/.cache) go where they get cleaned up.
     env.update(TMPDIR=str(workdir / "tmp"), HOME=str(workdir / "home"))
     return env
@@ -300,10 +312,13 @@ def _run_ingest(
            str(io_dir / "output.npy"), str(result_path)]  # fmt: skip
     if probe:
         cmd.append(str(io_dir / "probe.npy"))
+    env = _child_env(workdir, interpreter)
+    visible = [*python_paths(interpreter, env), str(INGEST_SCRIPT)] if sandbox.kind != "none" else []
+    command = sandbox.wrap(cmd, workdir, visible=visible, read_only=[submission])
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
-            sandbox.wrap(cmd, workdir), cwd=submission, env=_child_env(workdir), stdin=subprocess.DEVNULL,
+            command, cwd=submission, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     except OSError as exc:
@@ -329,11 +344,32 @@ def _run_ingest(
         if not tail.is_alive():
             proc.stdout.close()
     returncode = proc.returncode
-    if sandbox.kind == "bwrap" and 128 < returncode <= 128 + 64:
-        # bwrap exits 128 + N when its child dies of signal N (a model's os._exit(129..192) reads the same)
+    if sandbox.kind != "none" and 128 < returncode <= 128 + 64:
+        # bwrap, and sandbox_exec.py as the namespace's init, exit 128 + N when the child dies of
+        # signal N (a model's os._exit(129..192) reads the same)
         returncode = 128 - returncode
     wall_s = time.perf_counter() - start
+    _drop_planted(io_dir)
     return _Run(returncode, timed_out, _read_result(result_path), tail.text(), wall_s, sandbox)
+
+
+def _drop_planted(io_dir: Path) -> None:
+    """Remove what model code may have planted where cbk reads its results: a symlink (cbk would
+    read a file of the caller's through it) or a FIFO or device (cbk would block on it).
+    Only regular files in a real folder are read after the run."""
+    if io_dir.is_symlink() or not io_dir.is_dir():
+        try:
+            io_dir.unlink()
+        except IsADirectoryError:
+            pass
+        io_dir.mkdir(exist_ok=True)
+        return
+    for entry in os.scandir(io_dir):
+        if not entry.is_file(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
