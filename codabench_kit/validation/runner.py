@@ -41,6 +41,7 @@ from codabench_kit.validation.safe_zip import (
     safe_extract,
 )
 from codabench_kit.validation.check import Check
+from codabench_kit.validation.cleanup import make_workdir, remove_tree, sweep_stale
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
 
@@ -127,11 +128,13 @@ def validate_zip(
     job = _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget,
                limits=dict(max_total_bytes=max_total_bytes, max_entries=max_entries,
                            max_ratio=max_ratio))
-    workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
+    sweep_stale()  # folders of a cbk killed before it could clean up
+    workdir = make_workdir()
     try:
         return _validate_in(job, workdir)
     finally:
-        _remove_tree(workdir)
+        if not remove_tree(workdir):
+            job.say(f"could not remove the temporary folder {workdir}")
 
 
 @dataclass(frozen=True)
@@ -342,21 +345,6 @@ def _read_result(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return result if isinstance(result, dict) else None
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    if not path.exists():
-        return
-    # Model code may have left folders without write or search permission: restore them, retry.
-    for dirpath, dirnames, _files in os.walk(path):
-        for name in [dirpath, *(os.path.join(dirpath, d) for d in dirnames)]:
-            if not os.path.islink(name):
-                try:
-                    os.chmod(name, 0o700)
-                except OSError:
-                    pass
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- turning the child's record into checks ----------------------------------------------
