@@ -1,0 +1,226 @@
+"""What cbk itself sees of a validation run: the answer, the clock and the memory.
+
+Model code runs in the same process as ``ingest.py``: whatever that process writes or
+reports (RESULT.json, its own timers, ``getrusage``) model code can rewrite, so none of it
+decides the verdict. :class:`Channel` holds what the parent measures from outside:
+
+* two pipes the parent owns: the child asks for X (frame ``R``) once ``Model()`` is
+  ready, the parent sends X only then, and the child sends back predict's answer
+  (``A``) and predict_proba's probe output (``P``) as .npy bytes, which the parent loads
+  with ``allow_pickle=False`` and checks itself;
+* the parent's clock on those frames: load = start to ``R``, predict = ``R`` to ``A``
+  (predictions cannot come before X does, whatever model code does to its timers);
+* the resident memory of every process of the run, polled from ``/proc`` (the child,
+  its descendants, and anything left in its session), summed: a forked helper counts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+POLL_S = 0.02
+"""How often the memory of the run's processes is sampled."""
+MAX_FRAME_BYTES = 512 * 2**20
+"""A frame larger than this ends the conversation (a model flooding the pipe)."""
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass
+class Measured:
+    """The parent's own measurements of one run."""
+
+    load_s: float | None = None
+    """From the start of the child to its request for X."""
+    predict_s: float | None = None
+    """From the request for X to the answer."""
+    load_peak_mb: float | None = None
+    """Peak memory of the run's processes before X was sent."""
+    peak_mb: float | None = None
+    """Peak memory of the run's processes over the whole run."""
+    answer: bytes | None = None
+    probe: bytes | None = None
+    problem: str | None = None
+    """Why the conversation broke off (a malformed or oversized frame), if it did."""
+
+
+class Channel:
+    """The pipes to one child, with the threads that read, write and measure."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, images, allow_pickle=False)
+        self._payload = buffer.getvalue()
+        self._x_read, self._x_write = os.pipe()
+        self._a_read, self._a_write = os.pipe()
+        self._stop = threading.Event()
+        self._t0 = time.perf_counter()
+        self._ready_at: float | None = None
+        self._answer_at: float | None = None
+        self._peak_kb = 0
+        self._load_peak_kb = 0
+        self.measured = Measured()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return self._x_read, self._a_write
+
+    @property
+    def argv(self) -> list[str]:
+        """ingest.py's X_FD and ANSWER_FD arguments."""
+        return [str(self._x_read), str(self._a_write)]
+
+    def start(self, pid: int) -> None:
+        """The child ``pid`` runs: close its ends here, start reading and measuring."""
+        for fd in self.child_fds:
+            os.close(fd)
+        self._t0 = time.perf_counter()
+        for target, args in ((self._read, ()), (self._watch, (pid,))):
+            thread = threading.Thread(target=target, args=args, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def finish(self) -> Measured:
+        """After the child ended: collect what arrived, stop the threads, close the pipes."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for fd in (self._a_read, self._x_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        m = self.measured
+        if self._ready_at is not None:
+            m.load_s = self._ready_at - self._t0
+            if self._answer_at is not None:
+                m.predict_s = self._answer_at - self._ready_at
+        m.peak_mb = self._peak_kb / 1024 if self._peak_kb else None
+        m.load_peak_mb = self._load_peak_kb / 1024 if self._load_peak_kb else None
+        return m
+
+    def abandon(self) -> None:
+        """The child never started: close every end."""
+        for fd in (*self.child_fds, self._a_read, self._x_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # --- the answer pipe -----------------------------------------------------------
+
+    def _read(self) -> None:
+        buffer = bytearray()
+        try:
+            while True:
+                ready, _, _ = select.select([self._a_read], [], [], 0.1)
+                if not ready:
+                    if self._stop.is_set():
+                        return
+                    continue
+                chunk = os.read(self._a_read, 1 << 20)
+                if not chunk:
+                    return
+                buffer += chunk
+                if not self._frames(buffer):
+                    return
+        except (OSError, ValueError):
+            return
+
+    def _frames(self, buffer: bytearray) -> bool:
+        """Take the complete frames off ``buffer``; False when the conversation is over."""
+        while len(buffer) >= 9:
+            tag, size = bytes(buffer[:1]), int.from_bytes(buffer[1:9], "big")
+            if tag not in (b"R", b"A", b"P") or size > MAX_FRAME_BYTES:
+                self.measured.problem = (f"the child sent a malformed frame ({tag!r}, {size} bytes)"
+                                         if tag not in (b"R", b"A", b"P") else
+                                         f"the child sent {size} bytes, over cbk's {MAX_FRAME_BYTES} limit")
+                return False
+            if len(buffer) < 9 + size:
+                return True
+            payload = bytes(buffer[9:9 + size])
+            del buffer[:9 + size]
+            now = time.perf_counter()
+            if tag == b"R" and self._ready_at is None:
+                self._ready_at = now
+                thread = threading.Thread(target=self._send_images, daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            elif tag == b"A" and self._ready_at is not None and self.measured.answer is None:
+                self._answer_at, self.measured.answer = now, payload
+            elif tag == b"P" and self.measured.answer is not None and self.measured.probe is None:
+                self.measured.probe = payload
+        return True
+
+    def _send_images(self) -> None:
+        os.set_blocking(self._x_write, False)
+        view = memoryview(self._payload)
+        try:
+            while view and not self._stop.is_set():
+                _, ready, _ = select.select([], [self._x_write], [], 0.1)
+                if ready:
+                    try:
+                        view = view[os.write(self._x_write, view[: 1 << 16]):]
+                    except BlockingIOError:
+                        pass
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                os.close(self._x_write)  # the child reads X to its end
+            except OSError:
+                pass
+            self._x_write = -1
+
+    # --- memory -------------------------------------------------------------------
+
+    def _watch(self, pid: int) -> None:
+        while True:
+            kb = _tree_kb(pid)
+            self._peak_kb = max(self._peak_kb, kb)
+            if self._ready_at is None:
+                self._load_peak_kb = max(self._load_peak_kb, kb)
+            if self._stop.wait(POLL_S):
+                return
+
+
+def _stat(pid: int) -> tuple[int, int, int] | None:
+    """``(ppid, session, rss in kB)`` of ``pid``, None when it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == b"Z":
+        return None
+    return int(fields[1]), int(fields[3]), int(fields[21]) * _PAGE // 1024
+
+
+def _tree_kb(root: int) -> int:
+    """Resident memory (kB) of ``root``, its descendants and the processes of its session
+    (``root`` leads one: a double-forked orphan keeps it)."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return 0
+    stats = {pid: s for pid in pids if (s := _stat(pid)) is not None}
+    session = {pid for pid, (_ppid, sid, _rss) in stats.items() if sid == root}
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _sid, _rss) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    tree, stack = set(), [root]
+    while stack:
+        pid = stack.pop()
+        if pid in tree:
+            continue
+        tree.add(pid)
+        stack.extend(children.get(pid, ()))
+    tree |= session
+    return sum(stats[pid][2] for pid in tree if pid in stats)
