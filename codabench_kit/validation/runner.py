@@ -44,7 +44,7 @@ from codabench_kit.validation.safe_zip import (
     safe_extract,
 )
 from codabench_kit.validation.channel import Channel, Measured
-from codabench_kit.validation.check import Check
+from codabench_kit.validation.check import Check, printable, printable_lines
 from codabench_kit.validation.cleanup import make_workdir, remove_tree, sweep_stale
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
@@ -165,7 +165,7 @@ def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
     io_dir = workdir / "io"
     for folder in (io_dir, workdir / "tmp", workdir / "home"):
         folder.mkdir()
-    job.say(f"checking {job.zip_path.name}")
+    job.say(f"checking {printable(job.zip_path.name)}")
     try:
         summary = safe_extract(job.zip_path, submission, **job.limits)
     except ZipRejectedError as exc:
@@ -446,7 +446,8 @@ def _metrics(run: _Run, result: dict[str, Any], error: dict[str, Any] | None, n:
     ms_per_image = m.predict_s * 1000 / n if m.predict_s is not None else None
     return dict(
         load_s=m.load_s, predict_s=m.predict_s, ms_per_image=ms_per_image, peak_mb=peak_mb,
-        log_tail=run.tail, traceback=str(error.get("traceback")) if error else None,
+        log_tail=printable_lines(run.tail),
+        traceback=printable_lines(error.get("traceback")) if error else None,
     )  # fmt: skip
 
 
