@@ -53,3 +53,13 @@ def test_cli_prints_no_control_characters(isolated):
     assert result.exit_code == 1
     _assert_clean(result.output.splitlines())
     assert "INVALID: sub.zip" in result.output
+
+
+def test_float_labels_fail_saying_the_example_scorer_would_accept_them(isolated):
+    source = model("return (X[:, 0, 0, 0] % 8).astype(np.float32)")
+    line = assert_rejected(validate(write_zip(Path("sub.zip"), {"model.py": source})), "answer",
+                           "expected integer labels, received float32 holding whole numbers 0..7")
+    assert "the example Codabench scorer would accept them, other scorers may not" in line
+    fractional = validate(write_zip(Path("sub2.zip"), {"model.py": model("return np.full(len(X), 0.5)")}))
+    line = assert_rejected(fractional, "answer", "expected integer labels, received float64 — e.g.")
+    assert "would accept" not in line

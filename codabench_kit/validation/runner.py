@@ -641,11 +641,22 @@ def _answer_shape_hint(predictions: np.ndarray, n: int, expected: str) -> str:
     return f"return {expected}"
 
 
+def _whole_labels(predictions: np.ndarray, top: int) -> bool:
+    """Float labels that are all whole numbers in 0..top (what a float-tolerant scorer accepts)."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(predictions)) and np.all(predictions == np.round(predictions))
+                    and predictions.min() >= 0 and predictions.max() <= top)
+
+
 def _check_answer_labels(predictions: np.ndarray, n: int, top: int) -> Check:
     """The ``answer`` check on n predictions of shape (n,): integers in 0..top."""
     kind = predictions.dtype.kind
     if kind == "b":
         return Check("answer", False, f"expected integer labels, received bool — return class indices 0..{top}")
+    if kind == "f" and _whole_labels(predictions, top):
+        return Check("answer", False, f"expected integer labels, received {predictions.dtype} holding "
+                     f"whole numbers 0..{top} — the example Codabench scorer would accept them, other "
+                     "scorers may not; return labels.astype(np.int64)")  # fmt: skip
     if kind not in "iu":
         return Check("answer", False, f"expected integer labels, received {predictions.dtype} "
                      "— e.g. probs.argmax(axis=1) or labels.astype(np.int64)")  # fmt: skip
