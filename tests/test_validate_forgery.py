@@ -114,3 +114,42 @@ def test_the_zips_own_tolerance_is_ignored(isolated):
     assert not report.ok and not parity.ok, report.lines()
     assert "cbk's tolerance 0.0001" in parity.detail
     assert "against the zip's own reference probabilities" in parity.detail
+
+
+SEND = """\
+import io, os, sys
+fd = int(sys.argv[3])  # ingest.py's ANSWER_FD
+def send(tag, payload):
+    os.write(fd, tag + len(payload).to_bytes(8, 'big') + payload)
+"""
+
+
+def test_a_pickled_answer_is_not_loaded(isolated):
+    body = SEND + ("buffer = io.BytesIO(); np.save(buffer, np.array([object()] * len(X)), allow_pickle=True)\n"
+                   "send(b'A', buffer.getvalue()); os._exit(0)")
+    report = validate(write_zip(Path("sub.zip"), {"model.py": model(body)}))
+    assert_rejected(report, "answer", "could not read predict's answer: Object arrays cannot be loaded")
+
+
+def test_an_oversized_frame_ends_the_conversation(isolated):
+    body = SEND + "os.write(fd, b'A' + (2**40).to_bytes(8, 'big')); os._exit(0)"
+    report = validate(write_zip(Path("sub.zip"), {"model.py": model(body)}))
+    assert_rejected(report, "predict", "over cbk's 536870912 limit")
+
+
+def test_an_answer_before_x_is_ignored(isolated):
+    init = (SEND.replace("import io, os, sys", "import io, os, sys\nimport numpy as np") +
+            "buffer = io.BytesIO(); np.save(buffer, np.zeros(32, dtype=np.int64)); send(b'A', buffer.getvalue())\n"
+            "os._exit(0)")
+    report = validate(write_zip(Path("sub.zip"), {"model.py": model(init=init)}))
+    assert_rejected(report, "load", "exited with code 0 during")
+
+
+def test_parity_names_the_builds_heldout_beside_the_zip(isolated, tmp_path):
+    path = fake_zip(Path("cbk-x.zip"))
+    np.savez(Path("cbk-x.heldout.npz"), images=PROBE, labels=np.zeros(6, dtype=np.int64),
+             predictions=np.zeros(6, dtype=np.int64))
+    report = validate(path)
+    parity = next(c for c in report.checks if c.name == "parity")
+    assert parity.ok, report.lines()
+    assert "the external check is --data cbk-x.heldout.npz (the build's predictions)" in parity.detail
