@@ -12,6 +12,8 @@ decides the verdict. :class:`Channel` holds what the parent measures from outsid
   (predictions cannot come before X does, whatever model code does to its timers);
 * the resident memory of every process of the run, polled from ``/proc`` (the child,
   its descendants, and anything left in its session), summed: a forked helper counts.
+  Each process counts with its high-water mark (VmHWM), so a spike between two polls of
+  a process still alive counts; a helper that lives less than a poll may be missed.
 """
 
 from __future__ import annotations
@@ -223,4 +225,16 @@ def _tree_kb(root: int) -> int:
         tree.add(pid)
         stack.extend(children.get(pid, ()))
     tree |= session
-    return sum(stats[pid][2] for pid in tree if pid in stats)
+    return sum(max(_hwm_kb(pid), stats[pid][2]) for pid in tree if pid in stats)
+
+
+def _hwm_kb(pid: int) -> int:
+    """``pid``'s peak resident memory so far (VmHWM, kB): a spike between two polls still counts."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
