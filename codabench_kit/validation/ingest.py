@@ -150,11 +150,25 @@ def _save_numeric(arr, info, answer_fd, tag, np):
 
 
 def _receive_images(x_fd, answer_fd, np):
-    """Ask the parent for X (frame ``R``) and read it from ``x_fd`` to its end."""
+    """Ask the parent for X (frame ``R``) and read it (an .npy stream) from ``x_fd``,
+    straight into one array: X is held once, as when it is loaded from a file."""
     _send(answer_fd, b"R")
+    fmt = np.lib.format
     with os.fdopen(x_fd, "rb") as f:
-        data = f.read()
-    return np.load(io.BytesIO(data), allow_pickle=False)
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError("X holds Python objects")
+        X = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        view = memoryview(X.reshape(-1, order="A").view(np.uint8)) if X.size else memoryview(b"")
+        done = 0
+        while done < len(view):
+            n = f.readinto(view[done:])
+            if not n:
+                raise EOFError("X ended after %d of %d bytes" % (done, len(view)))
+            done += n
+    return X
 
 
 def run(submission_dir, x_fd, answer_fd, result_path, probe_path=None):
