@@ -68,7 +68,7 @@ class Budget:
                      f"ms/image); zip {zip_mb:.1f} of {self.max_zip_mb:g} MB{memory_line}")
 
     def _memory_words(self, peak_mb, memory, n_images):
-        if n_images and memory != peak_mb:
+        if n_images and self.hidden_images > n_images:
             return (f"peak memory {peak_mb:.0f} MB on {n_images} images, projected {memory:.0f} MB "
                     f"on {self.hidden_images}")
         return f"peak memory {peak_mb:.0f} MB"
