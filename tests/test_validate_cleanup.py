@@ -71,7 +71,7 @@ def test_deep_tree_made_by_model_is_cleaned_up(isolated):
 
 
 def test_deep_tree_shipped_in_the_zip_is_cleaned_up(isolated):
-    deep = "/".join(["d"] * 1000) + "/f.txt"
+    deep = "/".join(["d"] * DEPTH) + "/f.txt"
     report = validate(write_zip(Path("sub.zip"), {**GOOD, deep: b"x"}))
     assert report.lines(), "no verdict"
     # whether the zip is accepted or rejected, a verdict is printed and nothing is left

@@ -69,6 +69,7 @@ class Channel:
         self._load_peak_kb = 0
         self.measured = Measured()
         self._threads: list[threading.Thread] = []
+        self._fd_lock = threading.Lock()
 
     @property
     def child_fds(self) -> tuple[int, int]:
@@ -79,10 +80,21 @@ class Channel:
         """ingest.py's X_FD and ANSWER_FD arguments."""
         return [str(self._x_read), str(self._a_write)]
 
+    def _close(self, name: str) -> None:
+        """Close the pipe end held in attribute ``name`` once: a closed number may be reused."""
+        with self._fd_lock:
+            fd = getattr(self, name)
+            setattr(self, name, -1)
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def start(self, pid: int) -> None:
         """The child ``pid`` runs: close its ends here, start reading and measuring."""
-        for fd in self.child_fds:
-            os.close(fd)
+        self._close("_x_read")
+        self._close("_a_write")
         self._t0 = time.perf_counter()
         for target, args in ((self._read, ()), (self._watch, (pid,))):
             thread = threading.Thread(target=target, args=args, daemon=True)
@@ -92,13 +104,12 @@ class Channel:
     def finish(self) -> Measured:
         """After the child ended: collect what arrived, stop the threads, close the pipes."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        for fd in (self._a_read, self._x_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        joined = 0
+        while joined < len(self._threads):  # the reader may start the writer meanwhile
+            self._threads[joined].join(timeout=5)
+            joined += 1
+        self._close("_a_read")
+        self._close("_x_write")
         m = self.measured
         if self._ready_at is not None:
             m.load_s = self._ready_at - self._t0
@@ -110,11 +121,8 @@ class Channel:
 
     def abandon(self) -> None:
         """The child never started: close every end."""
-        for fd in (*self.child_fds, self._a_read, self._x_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        for name in ("_x_read", "_a_write", "_a_read", "_x_write"):
+            self._close(name)
 
     # --- the answer pipe -----------------------------------------------------------
 
@@ -162,24 +170,21 @@ class Channel:
         return True
 
     def _send_images(self) -> None:
-        os.set_blocking(self._x_write, False)
+        fd = self._x_write
         view = memoryview(self._payload)
         try:
+            os.set_blocking(fd, False)
             while view and not self._stop.is_set():
-                _, ready, _ = select.select([], [self._x_write], [], 0.1)
+                _, ready, _ = select.select([], [fd], [], 0.1)
                 if ready:
                     try:
-                        view = view[os.write(self._x_write, view[: 1 << 16]):]
+                        view = view[os.write(fd, view[: 1 << 16]):]
                     except BlockingIOError:
                         pass
         except (OSError, ValueError):
             pass
         finally:
-            try:
-                os.close(self._x_write)  # the child reads X to its end
-            except OSError:
-                pass
-            self._x_write = -1
+            self._close("_x_write")  # the child reads X to its end
 
     # --- memory -------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ _STAGE_OF_PHASE = {
 }  # fmt: skip
 _PHASE_WORDS = {
     "setup": "start-up",
+    "load": "the import of model.py or Model()",
     "import": "the import of model.py",
     "init": "Model()",
     "predict": "predict(X)",
@@ -428,6 +429,9 @@ def _stage_failure_line(run: _Run, result: dict[str, Any], error: dict[str, Any]
         return _unsaved_answer_line(info, f"an array of shape ({n},) with integer labels 0..{top}", top)
     if run.measured.problem and not run.timed_out:
         return f"{run.measured.problem} during {_PHASE_WORDS.get(phase, phase)}"
+    if phase in ("done", "probe") and error is None and not run.timed_out and run.measured.answer is None:
+        return (f"predict's answer never reached cbk: the process {_exit_words(run.returncode)} "
+                "(its own record says it finished; model code can write that record, cbk does not trust it)")
     return _failure_line(run, result, error, phase, timeout, interpreter)
 
 
