@@ -58,7 +58,7 @@ class Channel:
     def __init__(self, images: np.ndarray) -> None:
         buffer = io.BytesIO()
         np.save(buffer, images, allow_pickle=False)
-        self._payload = buffer.getvalue()
+        self._payload = buffer.getbuffer()  # no second copy of X
         self._x_read, self._x_write = os.pipe()
         self._a_read, self._a_write = os.pipe()
         self._stop = threading.Event()
