@@ -114,7 +114,7 @@ def test_the_zips_own_tolerance_is_ignored(isolated):
     parity = next(c for c in report.checks if c.name == "parity")
     assert not report.ok and not parity.ok, report.lines()
     assert "cbk's tolerance 0.0001" in parity.detail
-    assert "against the zip's own reference probabilities" in parity.detail
+    assert "against the zip's own reference (probe.npz, not an external check)" in parity.detail
 
 
 SEND = """\
@@ -153,4 +153,5 @@ def test_parity_names_the_builds_heldout_beside_the_zip(isolated, tmp_path):
     report = validate(path)
     parity = next(c for c in report.checks if c.name == "parity")
     assert parity.ok, report.lines()
-    assert "the external check is --data cbk-x.heldout.npz (the build's predictions)" in parity.detail
+    assert ("(probe.npz, not an external check: --data cbk-x.heldout.npz compares with the build's "
+            "predictions)") in parity.detail

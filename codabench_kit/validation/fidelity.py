@@ -129,9 +129,8 @@ def check_parity(probe: Probe, got: np.ndarray | None, *, reason: str | None = N
     equal = int(np.sum(got.argmax(-1) == probe.probabilities.argmax(-1)))
     n = len(probe.images)
     ok = bool(diff <= PARITY_TOLERANCE)  # NaN fails
-    reference = (f"the external check is --data {external} (the build's predictions)" if external
-                 else "not an external check")
+    external = f": --data {external} compares with the build's predictions" if external else ""
     line = (f"probe of {n} images: max |dp| {diff:.1e} against the zip's own reference "
-            f"probabilities (probe.npz; {reference}), cbk's tolerance {PARITY_TOLERANCE:g}, "
+            f"(probe.npz, not an external check{external}), cbk's tolerance {PARITY_TOLERANCE:g}, "
             f"{equal}/{n} labels equal")
     return Check("parity", ok, line)
