@@ -8,8 +8,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from codabench_kit.validation.fidelity import Budget
+from codabench_kit.validation.sandbox import choose_sandbox
 from tests.test_parity import PROBE, fake_zip, softmax_of_pixels
 from tests.test_validate import TRUE_LABELS, assert_rejected, isolated, model, validate, write_zip  # noqa: F401
 
@@ -96,6 +98,30 @@ def test_memory_is_projected_to_the_hidden_images(isolated):
     ok = validate(write_zip(Path("sub2.zip"), {"model.py": model(predict=grow)}),
                   budget=Budget(hidden_images=2000))
     assert ok.ok and "projected" in ok.checks[-1].detail and "of 8192 MB" in ok.checks[-1].detail
+
+
+ESCAPED_ALLOCATION = """\
+import os, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    if os.fork() == 0:
+        block = np.ones(400 * 2**20 // 8)
+        time.sleep(1.5)
+        os._exit(0)
+    os._exit(0)
+os.waitpid(pid, 0)
+time.sleep(1.0)
+return (X[:, 0, 0, 0] % 8).astype(np.int64)
+"""
+
+
+def test_memory_of_a_helper_that_left_the_session_counts(isolated):
+    """Double fork + setsid: out of the process tree and the session, still in the sandbox."""
+    if choose_sandbox("auto").kind == "none":
+        pytest.skip("no sandbox here: a helper that leaves the session is not found")
+    report = validate(write_zip(Path("sub.zip"), {"model.py": model(predict=ESCAPED_ALLOCATION)}))
+    assert report.peak_mb is not None and report.peak_mb > 400, report.lines()
 
 
 def _zip_with_own_tolerance(path: Path) -> Path:

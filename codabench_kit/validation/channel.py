@@ -11,7 +11,8 @@ decides the verdict. :class:`Channel` holds what the parent measures from outsid
 * the parent's clock on those frames: load = start to ``R``, predict = ``R`` to ``A``
   (predictions cannot come before X does, whatever model code does to its timers);
 * the resident memory of every process of the run, polled from ``/proc`` (the child,
-  its descendants, and anything left in its session), summed: a forked helper counts.
+  its descendants, anything left in its session and, in a sandbox, every process in its
+  network namespace), summed: a forked helper counts, even one that called setsid.
   Each process counts with its high-water mark (VmHWM), so a spike between two polls of
   a process still alive counts; a helper that lives less than a poll may be missed.
 """
@@ -230,7 +231,30 @@ def _tree_kb(root: int) -> int:
         tree.add(pid)
         stack.extend(children.get(pid, ()))
     tree |= session
+    tree |= _same_network(tree, stats)
     return sum(max(_hwm_kb(pid), stats[pid][2]) for pid in tree if pid in stats)
+
+
+_OWN_NET = None
+
+
+def _net_ns(pid: int | str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def _same_network(tree: set[int], stats: dict) -> set[int]:
+    """The processes in the sandbox's own network namespace (bwrap and unshare make one):
+    a helper that left the session and the process tree (double fork + setsid) stays in it."""
+    global _OWN_NET
+    if _OWN_NET is None:
+        _OWN_NET = _net_ns("self") or ""
+    sandbox = {ns for pid in tree if (ns := _net_ns(pid)) and ns != _OWN_NET}
+    if not sandbox:
+        return set()
+    return {pid for pid in stats if pid not in tree and _net_ns(pid) in sandbox}
 
 
 def _hwm_kb(pid: int) -> int:

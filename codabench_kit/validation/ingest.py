@@ -25,7 +25,7 @@ process still knows how far it got. It holds:
 ``phase``
     the phase reached: ``setup``, ``import``, ``init``, ``predict``, ``output``, ``done``.
 ``ok``
-    true once the output was recorded.
+    true once the output was sent (cbk does not trust it: it checks what it received).
 ``import_s``, ``init_s``, ``load_s``, ``predict_s``, ``peak_mb``, ``n_images``
     timings in seconds (load = import + ``Model()``) and peak resident memory in MB, as
     this process sees them (the parent reports its own measurements, not these).
