@@ -199,8 +199,8 @@ class Channel:
                 return
 
 
-def _stat(pid: int) -> tuple[int, int, int] | None:
-    """``(ppid, session, rss in kB)`` of ``pid``, None when it is gone (or a zombie)."""
+def _stat(pid: int) -> tuple[int, int, int, int] | None:
+    """``(ppid, session, rss in kB, start time)`` of ``pid``, None when it is gone (or a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
@@ -208,7 +208,7 @@ def _stat(pid: int) -> tuple[int, int, int] | None:
         return None
     if fields[0] == b"Z":
         return None
-    return int(fields[1]), int(fields[3]), int(fields[21]) * _PAGE // 1024
+    return int(fields[1]), int(fields[3]), int(fields[21]) * _PAGE // 1024, int(fields[19])
 
 
 def _tree_kb(root: int) -> int:
@@ -219,9 +219,14 @@ def _tree_kb(root: int) -> int:
     except OSError:
         return 0
     stats = {pid: s for pid in pids if (s := _stat(pid)) is not None}
-    session = {pid for pid, (_ppid, sid, _rss) in stats.items() if sid == root}
+    if root not in stats:
+        return 0
+    # A session id can outlive its leader and its number be reused (pid_max may be 32768):
+    # only processes started after the child count as its session's.
+    born = stats[root][3]
+    session = {pid for pid, (_ppid, sid, _rss, start) in stats.items() if sid == root and start >= born}
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _sid, _rss) in stats.items():
+    for pid, (ppid, *_rest) in stats.items():
         children.setdefault(ppid, []).append(pid)
     tree, stack = set(), [root]
     while stack:
