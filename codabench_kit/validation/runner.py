@@ -360,11 +360,6 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 # --- turning the child's record into checks ----------------------------------------------
 
 
-def _num(result: dict[str, Any], key: str) -> float | None:
-    value = result.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 _FALLBACK_PHASE = {"load": "load", "predict": "predict", "answer": "output", "parity": "probe"}
 """The phase named when the child's own record contradicts what cbk saw (model code may rewrite it)."""
 
@@ -389,7 +384,7 @@ def _report(
     result = run.result or {}
     error = result.get("error") if isinstance(result.get("error"), dict) else None
     phase = str(error.get("phase") if error else result.get("phase", "setup"))
-    metrics = _metrics(run, result, error, n)
+    metrics = _metrics(run, error, n)
     failed_stage = _failed_stage(run, phase, probing)
     if failed_stage is not None and _STAGE_OF_PHASE.get(phase, "load") != failed_stage:
         phase, error = _FALLBACK_PHASE[failed_stage], None
@@ -440,13 +435,12 @@ def _read_answer(payload: bytes) -> np.ndarray:
     return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
 
 
-def _metrics(run: _Run, result: dict[str, Any], error: dict[str, Any] | None, n: int) -> dict[str, Any]:
+def _metrics(run: _Run, error: dict[str, Any] | None, n: int) -> dict[str, Any]:
     """The report's timings and peak memory, measured by cbk; the log tail and the traceback."""
     m = run.measured
+    # Not the child's own getrusage peak: model code can patch it, and after a fork + exec
+    # it counts the forked copy of cbk (the kernel keeps the pre-exec peak in ru_maxrss).
     peak_mb = m.peak_mb
-    own = _num(result, "peak_mb")  # the main process's own peak: may only raise cbk's reading
-    if peak_mb is not None and own is not None:
-        peak_mb = max(peak_mb, own)
     ms_per_image = m.predict_s * 1000 / n if m.predict_s is not None else None
     return dict(
         load_s=m.load_s, predict_s=m.predict_s, ms_per_image=ms_per_image, peak_mb=peak_mb,
