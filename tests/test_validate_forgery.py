@@ -181,3 +181,13 @@ def test_parity_names_the_builds_heldout_beside_the_zip(isolated, tmp_path):
     assert parity.ok, report.lines()
     assert ("(probe.npz, not an external check: --data cbk-x.heldout.npz compares with the build's "
             "predictions)") in parity.detail
+
+
+def test_project_memory():
+    from codabench_kit.validation.fidelity import project_memory
+
+    assert project_memory(100.0, 50.0, 60.0, 32, 2000) == 50.0 + 10.0 * 2000 / 32
+    assert project_memory(100.0, 50.0, 40.0, 32, 2000) == 100.0  # never under the measured peak
+    assert project_memory(100.0, None, None, 32, 2000) == 100.0
+    assert project_memory(100.0, 50.0, 60.0, 32, 16) == 100.0  # the run was larger than the hidden set
+    assert project_memory(None, 50.0, 60.0, 32, 2000) is None

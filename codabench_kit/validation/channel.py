@@ -43,8 +43,10 @@ class Measured:
     """From the start of the child to its request for X."""
     predict_s: float | None = None
     """From the request for X to the answer."""
-    load_peak_mb: float | None = None
-    """Peak memory of the run's processes before X was sent."""
+    held_mb: float | None = None
+    """Memory the run's processes held (resident) when the child asked for X: after ``Model()``."""
+    predict_peak_mb: float | None = None
+    """Peak memory of the run's processes once X was sent (None when no reading came in time)."""
     peak_mb: float | None = None
     """Peak memory of the run's processes over the whole run."""
     answer: bytes | None = None
@@ -66,8 +68,12 @@ class Channel:
         self._t0 = time.perf_counter()
         self._ready_at: float | None = None
         self._answer_at: float | None = None
+        self._pid = 0
         self._peak_kb = 0
-        self._load_peak_kb = 0
+        self._held_kb = 0
+        self._hwm_at_ready: dict[int, int] = {}
+        self._predict_peak_kb = 0
+        self._sample_lock = threading.Lock()
         self.measured = Measured()
         self._threads: list[threading.Thread] = []
         self._fd_lock = threading.Lock()
@@ -97,6 +103,7 @@ class Channel:
         self._close("_x_read")
         self._close("_a_write")
         self._t0 = time.perf_counter()
+        self._pid = pid
         for target, args in ((self._read, ()), (self._watch, (pid,))):
             thread = threading.Thread(target=target, args=args, daemon=True)
             thread.start()
@@ -117,7 +124,8 @@ class Channel:
             if self._answer_at is not None:
                 m.predict_s = self._answer_at - self._ready_at
         m.peak_mb = self._peak_kb / 1024 if self._peak_kb else None
-        m.load_peak_mb = self._load_peak_kb / 1024 if self._load_peak_kb else None
+        m.held_mb = self._held_kb / 1024 if self._held_kb else None
+        m.predict_peak_mb = self._predict_peak_kb / 1024 if self._predict_peak_kb else None
         return m
 
     def abandon(self) -> None:
@@ -166,6 +174,7 @@ class Channel:
                 self._threads.append(thread)
             elif tag == b"A" and self._ready_at is not None and self.measured.answer is None:
                 self._answer_at, self.measured.answer = now, payload
+                self._sample()  # a predict shorter than a poll is still measured
             elif tag == b"P" and self.measured.answer is not None and self.measured.probe is None:
                 self.measured.probe = payload
         return True
@@ -191,12 +200,23 @@ class Channel:
 
     def _watch(self, pid: int) -> None:
         while True:
-            kb = _tree_kb(pid)
-            self._peak_kb = max(self._peak_kb, kb)
-            if self._ready_at is None:
-                self._load_peak_kb = max(self._load_peak_kb, kb)
+            self._sample()
             if self._stop.wait(POLL_S):
                 return
+
+    def _sample(self) -> None:
+        """One reading: the overall peak; before X, what is held; after, predict's peak (a
+        high-water mark above the load's was reached during predict)."""
+        procs = _tree_kb(self._pid)
+        with self._sample_lock:
+            self._peak_kb = max(self._peak_kb, sum(hwm for _rss, hwm in procs.values()))
+            if self._ready_at is None:
+                self._held_kb = sum(rss for rss, _hwm in procs.values())
+                self._hwm_at_ready = {pid: hwm for pid, (_rss, hwm) in procs.items()}
+            else:  # a process whose high-water mark rose since X was sent peaked during predict
+                grown = sum(hwm if hwm > self._hwm_at_ready.get(pid, 0) else rss
+                            for pid, (rss, hwm) in procs.items())
+                self._predict_peak_kb = max(self._predict_peak_kb, grown)
 
 
 def _stat(pid: int) -> tuple[int, int, int, int] | None:
@@ -211,16 +231,16 @@ def _stat(pid: int) -> tuple[int, int, int, int] | None:
     return int(fields[1]), int(fields[3]), int(fields[21]) * _PAGE // 1024, int(fields[19])
 
 
-def _tree_kb(root: int) -> int:
-    """Resident memory (kB) of ``root``, its descendants and the processes of its session
+def _tree_kb(root: int) -> dict[int, tuple[int, int]]:
+    """``{pid: (resident now, high-water mark)}`` in kB of ``root``, its descendants and the processes of its session
     (``root`` leads one: a double-forked orphan keeps it)."""
     try:
         pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
-        return 0
+        return {}
     stats = {pid: s for pid in pids if (s := _stat(pid)) is not None}
     if root not in stats:
-        return 0
+        return {}
     # A session id can outlive its leader and its number be reused (pid_max may be 32768):
     # only processes started after the child count as its session's.
     born = stats[root][3]
@@ -237,7 +257,7 @@ def _tree_kb(root: int) -> int:
         stack.extend(children.get(pid, ()))
     tree |= session
     tree |= _same_network(tree, stats)
-    return sum(max(_hwm_kb(pid), stats[pid][2]) for pid in tree if pid in stats)
+    return {pid: (stats[pid][2], max(_hwm_kb(pid), stats[pid][2])) for pid in tree if pid in stats}
 
 
 _OWN_NET = None

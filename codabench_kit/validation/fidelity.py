@@ -39,15 +39,16 @@ class Budget:
     max_zip_mb: float = 500.0
     max_memory_mb: float = 8192.0
 
-    def check(self, *, load_s, ms_per_image, peak_mb, zip_bytes, load_peak_mb=None, n_images=None):
+    def check(self, *, load_s, ms_per_image, peak_mb, zip_bytes, held_mb=None, predict_peak_mb=None,
+              n_images=None):
         """The ``budget`` check. Times and memory are cbk's own measurements of the run.
 
         Memory is projected to the hidden test set: what the run held once ``Model()`` was
-        ready (``load_peak_mb``) plus the growth during predict on ``n_images`` images,
-        scaled to ``hidden_images`` (linear: a model that predicts in fixed-size batches
-        needs less than this)."""
+        ready (``held_mb``) plus predict's growth above it on ``n_images`` images
+        (``predict_peak_mb - held_mb``), scaled to ``hidden_images``, and never under the
+        measured peak (linear: a model that predicts in fixed-size batches needs less)."""
         projected = (load_s or 0.0) + (ms_per_image or 0.0) * self.hidden_images / 1000.0
-        memory = project_memory(peak_mb, load_peak_mb, n_images, self.hidden_images)
+        memory = project_memory(peak_mb, held_mb, predict_peak_mb, n_images, self.hidden_images)
         zip_mb = zip_bytes / 2**20
         over = []
         if projected > self.time_limit_s:
@@ -74,15 +75,15 @@ class Budget:
         return f"peak memory {peak_mb:.0f} MB"
 
 
-def project_memory(peak_mb, load_peak_mb, n_images, hidden_images):
+def project_memory(peak_mb, held_mb, predict_peak_mb, n_images, hidden_images):
     """Peak memory projected from ``n_images`` to ``hidden_images`` (None without a peak):
-    the memory held before predict plus predict's growth, scaled linearly."""
+    the memory held after ``Model()`` plus predict's growth, scaled linearly; at least the peak."""
     if peak_mb is None:
         return None
-    if load_peak_mb is None or not n_images or hidden_images <= n_images:
+    if held_mb is None or predict_peak_mb is None or not n_images or hidden_images <= n_images:
         return peak_mb
-    growth = max(peak_mb - load_peak_mb, 0.0)
-    return load_peak_mb + growth * hidden_images / n_images
+    growth = max(predict_peak_mb - held_mb, 0.0)
+    return max(peak_mb, held_mb + growth * hidden_images / n_images)
 
 
 @dataclass(frozen=True)

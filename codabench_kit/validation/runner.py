@@ -495,7 +495,8 @@ def _fidelity(
     if budget is not None and checks[-1].ok:
         checks.append(budget.check(load_s=report.load_s, ms_per_image=report.ms_per_image,
                                    peak_mb=report.peak_mb, zip_bytes=zip_path.stat().st_size,
-                                   load_peak_mb=run.measured.load_peak_mb, n_images=n))
+                                   held_mb=run.measured.held_mb,
+                                   predict_peak_mb=run.measured.predict_peak_mb, n_images=n))
     return dataclasses.replace(report, checks=tuple(checks))
 
 
