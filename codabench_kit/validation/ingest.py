@@ -6,19 +6,29 @@ codabench_kit may not be installed. Do not import codabench_kit here.
 
 Usage::
 
-    python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]
+    python ingest.py SUBMISSION_DIR X_FD ANSWER_FD RESULT.json [PROBE.npy]
 
 It changes into SUBMISSION_DIR, puts it first on ``sys.path``, imports ``model.py`` as
-module ``model``, calls ``Model()`` and then ``predict(X)`` with X loaded from INPUT.npy.
+module ``model``, calls ``Model()`` and then ``predict(X)``.
+
+The parent (cbk) talks with it over two pipes it owns, X_FD (read here) and ANSWER_FD
+(written here), in frames of a tag byte, an 8-byte big-endian length and the payload:
+once ``Model()`` is ready this script sends ``R`` and reads X (an .npy stream, to its
+end) from X_FD; predict's numeric output goes back as ``A`` (.npy bytes, no pickles),
+predict_proba's on the probe as ``P``. The parent timestamps the frames as they arrive,
+measures memory itself and checks the answer itself: this script's RESULT.json, which
+model code in the same process could rewrite, only explains failures.
+
 RESULT.json is rewritten (atomically) at every phase, so a parent that has to kill this
 process still knows how far it got. It holds:
 
 ``phase``
     the phase reached: ``setup``, ``import``, ``init``, ``predict``, ``output``, ``done``.
 ``ok``
-    true once the output was recorded.
+    true once the output was sent (cbk does not trust it: it checks what it received).
 ``import_s``, ``init_s``, ``load_s``, ``predict_s``, ``peak_mb``, ``n_images``
-    timings in seconds (load = import + ``Model()``) and peak resident memory in MB.
+    timings in seconds (load = import + ``Model()``) and peak resident memory in MB, as
+    this process sees them (the parent reports its own measurements, not these).
 ``output``
     ``type``, ``dtype``, ``kind`` (numpy dtype kind), ``shape``, ``saved`` and, for
     unsaved outputs, ``reason`` and a short ``sample``.
@@ -27,15 +37,16 @@ process still knows how far it got. It holds:
     submission code involved) and ``traceback`` (its tail).
 
 With PROBE.npy (images of the build's parity probe), a last phase, ``probe``, calls
-``Model().predict_proba`` on them and saves the probabilities to OUTPUT.probe.npy;
+``Model().predict_proba`` on them and sends the probabilities (frame ``P``);
 ``probe`` in RESULT.json then holds ``saved``, or the ``reason`` it was not (no
 ``predict_proba``, a non-numeric answer).
 
-Numeric output is saved to OUTPUT.npy with ``allow_pickle=False``; object or string
-output is described in RESULT.json and not saved. If model code ends the process with
+Numeric output is sent with ``allow_pickle=False``; object or string output is
+described in RESULT.json and not sent. If model code ends the process with
 ``os._exit`` the last RESULT.json written shows the phase it was in, without ``ok``.
 """
 
+import io
 import json
 import os
 import sys
@@ -112,30 +123,59 @@ def _describe_output(y, np):
     return None, info
 
 
-def _probe(model, images, path, np):
-    """``predict_proba`` on the parity probe, saved to ``path`` when numeric."""
+def _probe(model, images, answer_fd, np):
+    """``predict_proba`` on the parity probe, sent to the parent (frame ``P``) when numeric."""
     predict_proba = getattr(model, "predict_proba", None)
     if not callable(predict_proba):
         return {"saved": False, "reason": "Model has no predict_proba method"}
     arr, info = _describe_output(predict_proba(images), np)
-    _save_numeric(arr, info, path, np)
+    _save_numeric(arr, info, answer_fd, b"P", np)
     return info
 
 
-def _save_numeric(arr, info, path, np):
-    """Save ``arr`` (numeric output, or None for output that is not) to ``path`` and mark ``info`` saved."""
+def _send(fd, tag, payload=b""):
+    """One frame to the parent: ``tag``, the payload's length (8 bytes, big-endian), the payload."""
+    view = memoryview(tag + len(payload).to_bytes(8, "big") + payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _save_numeric(arr, info, answer_fd, tag, np):
+    """Send ``arr`` (numeric output, or None for output that is not) as .npy bytes and mark ``info`` saved."""
     if arr is not None:
-        with open(path, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
+        buffer = io.BytesIO()
+        np.save(buffer, arr, allow_pickle=False)
+        _send(answer_fd, tag, buffer.getvalue())
         info["saved"] = True
 
 
-def run(submission_dir, input_path, output_path, result_path, probe_path=None):
+def _receive_images(x_fd, answer_fd, np):
+    """Ask the parent for X (frame ``R``) and read it (an .npy stream) from ``x_fd``,
+    straight into one array: X is held once, as when it is loaded from a file."""
+    _send(answer_fd, b"R")
+    fmt = np.lib.format
+    with os.fdopen(x_fd, "rb") as f:
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError("X holds Python objects")
+        X = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        view = memoryview(X.reshape(-1, order="A").view(np.uint8)) if X.size else memoryview(b"")
+        done = 0
+        while done < len(view):
+            n = f.readinto(view[done:])
+            if not n:
+                raise EOFError("X ended after %d of %d bytes" % (done, len(view)))
+            done += n
+    return X
+
+
+def run(submission_dir, x_fd, answer_fd, result_path, probe_path=None):
     """Run the submission; always leave a RESULT.json behind unless the process is killed."""
     probe_path = os.path.abspath(probe_path) if probe_path else None
     submission_dir = os.path.abspath(submission_dir)
-    input_path = os.path.abspath(input_path)
-    output_path = os.path.abspath(output_path)
+    x_fd, answer_fd = int(x_fd), int(answer_fd)
     result_path = os.path.abspath(result_path)
     result = {"phase": "setup", "ok": False, "python": sys.version.split()[0], "executable": sys.executable}
 
@@ -144,14 +184,13 @@ def run(submission_dir, input_path, output_path, result_path, probe_path=None):
         _write(result_path, result)
 
     try:
-        np, X = _setup(enter, result, submission_dir, input_path)
+        np = _setup(enter, result, submission_dir)
         model = _init_model(enter, result, _import_model(enter, result))
-        y = _predict(enter, result, model, X)
-        _save_output(enter, result, y, output_path, np)
+        y = _predict(enter, result, model, x_fd, answer_fd, np)
+        _save_output(enter, result, y, answer_fd, np)
         if probe_path:
             enter("probe")
-            result["probe"] = _probe(model, np.load(probe_path, allow_pickle=False),
-                                     output_path[:-len(".npy")] + ".probe.npy", np)
+            result["probe"] = _probe(model, np.load(probe_path, allow_pickle=False), answer_fd, np)
         result["phase"] = "done"
         result["ok"] = True
     except BaseException as exc:  # SystemExit and KeyboardInterrupt included: record them too
@@ -162,21 +201,19 @@ def run(submission_dir, input_path, output_path, result_path, probe_path=None):
     return 0 if result["ok"] else 1
 
 
-def _setup(enter, result, submission_dir, input_path):
-    """Phase ``setup``: import numpy, load X, enter the submission folder; returns ``(numpy, X)``."""
+def _setup(enter, result, submission_dir):
+    """Phase ``setup``: import numpy, enter the submission folder; returns numpy."""
     enter("setup")
     import numpy as np
 
     result["numpy"] = np.__version__
-    X = np.load(input_path, allow_pickle=False)
-    result["n_images"] = int(X.shape[0]) if X.ndim else 0
 
     os.chdir(submission_dir)
     # Mimic Codabench: the submission dir comes first; this script's own folder is not importable.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [submission_dir] + [p for p in sys.path if p and os.path.abspath(p) != here]
     sys.modules.pop("model", None)
-    return np, X
+    return np
 
 
 def _import_model(enter, result):
@@ -209,9 +246,11 @@ def _init_model(enter, result, model_cls):
     return model
 
 
-def _predict(enter, result, model, X):
-    """Phase ``predict``: ``model.predict(X)``, timed, with the peak memory after it."""
+def _predict(enter, result, model, x_fd, answer_fd, np):
+    """Phase ``predict``: receive X, then ``model.predict(X)``, timed, with the peak memory after it."""
     enter("predict")
+    X = _receive_images(x_fd, answer_fd, np)
+    result["n_images"] = int(X.shape[0]) if X.ndim else 0
     t2 = time.perf_counter()
     y = model.predict(X)
     result["predict_s"] = time.perf_counter() - t2
@@ -219,12 +258,12 @@ def _predict(enter, result, model, X):
     return y
 
 
-def _save_output(enter, result, y, output_path, np):
-    """Phase ``output``: describe predict's output in ``result`` and save it when it is numeric."""
+def _save_output(enter, result, y, answer_fd, np):
+    """Phase ``output``: describe predict's output in ``result`` and send it when it is numeric."""
     enter("output")
     arr, info = _describe_output(y, np)
     result["output"] = info
-    _save_numeric(arr, info, output_path, np)
+    _save_numeric(arr, info, answer_fd, b"A", np)
 
 
 def _error(exc, phase, submission_dir):
@@ -243,7 +282,7 @@ def _error(exc, phase, submission_dir):
 
 def main(argv):
     if len(argv) not in (4, 5):
-        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]\n")
+        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR X_FD ANSWER_FD RESULT.json [PROBE.npy]\n")
         return 2
     return run(*argv)
 

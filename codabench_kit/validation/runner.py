@@ -3,13 +3,16 @@
 :func:`validate_zip` unpacks the zip with :func:`~.safe_zip.safe_extract` into a fresh
 temporary folder, runs the standalone ``ingest.py`` next to this file in a child process
 (any Python: the one cbk runs under, or a venv that matches the server), and turns what
-the child recorded into a list of :class:`Check` results, one per stage:
+it saw of the child into a list of :class:`Check` results, one per stage:
 
 ``zip`` -> ``load`` (import + ``Model()``) -> ``predict`` -> ``answer`` -> ``accuracy``
 -> ``parity`` (a cbk zip's probe, see :mod:`.fidelity`) -> ``budget`` (when given)
 
-Checking stops at the first failing stage. Nothing is unpickled from the child: its
-result is JSON and its predictions are loaded with ``allow_pickle=False``. The child runs
+Checking stops at the first failing stage. Model code shares the child process, so
+nothing the child writes decides the verdict: cbk sends X over a pipe it owns only when
+the child asks for it, reads the answer's bytes back (``allow_pickle=False``) and checks
+them itself, times the run on its own clock and polls the memory of all the run's
+processes (:mod:`.channel`); the child's RESULT.json only words failures. The child runs
 in the sandbox :func:`~.sandbox.choose_sandbox` picks (bubblewrap or ``unshare``: no
 network, nothing writable outside the temporary folder), with ``HOME`` and ``TMPDIR``
 inside that folder, which is removed on every path out, timeouts included.
@@ -18,13 +21,13 @@ inside that folder, which is removed on every path out, timeouts included.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,7 +43,9 @@ from codabench_kit.validation.safe_zip import (
     DEFAULT_MAX_TOTAL_BYTES,
     safe_extract,
 )
-from codabench_kit.validation.check import Check
+from codabench_kit.validation.channel import Channel, Measured
+from codabench_kit.validation.check import Check, printable, printable_lines
+from codabench_kit.validation.cleanup import make_workdir, remove_tree, sweep_stale
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox, python_paths
 
@@ -57,6 +62,7 @@ _STAGE_OF_PHASE = {
 }  # fmt: skip
 _PHASE_WORDS = {
     "setup": "start-up",
+    "load": "the import of model.py or Model()",
     "import": "the import of model.py",
     "init": "Model()",
     "predict": "predict(X)",
@@ -127,11 +133,13 @@ def validate_zip(
     job = _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget,
                limits=dict(max_total_bytes=max_total_bytes, max_entries=max_entries,
                            max_ratio=max_ratio))
-    workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
+    sweep_stale()  # folders of a cbk killed before it could clean up
+    workdir = make_workdir()
     try:
         return _validate_in(job, workdir)
     finally:
-        _remove_tree(workdir)
+        if not remove_tree(workdir):
+            job.say(f"could not remove the temporary folder {workdir}")
 
 
 @dataclass(frozen=True)
@@ -158,27 +166,26 @@ def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
     io_dir = workdir / "io"
     for folder in (io_dir, workdir / "tmp", workdir / "home"):
         folder.mkdir()
-    job.say(f"checking {job.zip_path.name}")
+    job.say(f"checking {printable(job.zip_path.name)}")
     try:
         summary = safe_extract(job.zip_path, submission, **job.limits)
     except ZipRejectedError as exc:
         return ValidationReport(checks=(Check("zip", False, str(exc)),))
     checks = [Check("zip", True, summary.describe())]
-    probe = _write_inputs(io_dir, job.images, submission, job.say)
+    probe = _write_inputs(io_dir, submission, job.say)
     n, timeout, interpreter = len(job.images), job.timeout, job.interpreter
     job.say(job.confinement.describe())
     job.say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
-    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None)
-    report = _report(run, checks, io_dir / "output.npy", job.labels, n, job.num_classes, timeout,
-                     interpreter, job.say)
-    report = _fidelity(report, run, probe, io_dir, job.budget, job.zip_path, timeout, interpreter)
+    channel = Channel(job.images)
+    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None, channel)
+    report = _report(run, checks, job.labels, n, job.num_classes, timeout, interpreter, job.say,
+                     probing=probe is not None)
+    report = _fidelity(report, run, probe, job.budget, job.zip_path, n, timeout, interpreter)
     return dataclasses.replace(report, sandbox=job.confinement.describe())
 
 
-def _write_inputs(io_dir: Path, images: np.ndarray, submission: Path,
-                  say: Callable[[str], None]) -> Probe | None:
-    """Save the images for the child, and the zip's parity probe if it has a valid one."""
-    np.save(io_dir / "input.npy", images, allow_pickle=False)
+def _write_inputs(io_dir: Path, submission: Path, say: Callable[[str], None]) -> Probe | None:
+    """Save the zip's parity probe for the child if it has a valid one (X goes through a pipe)."""
     probe = read_probe(submission)  # read before model code runs (it may write there)
     if probe is not None:
         np.save(io_dir / "probe.npy", probe.images, allow_pickle=False)
@@ -262,6 +269,8 @@ class _Run:
     tail: str
     wall_s: float
     sandbox: Sandbox
+    measured: Measured
+    """What cbk measured and received itself; ``result`` (the child's own record) only explains failures."""
 
 
 class _Tail(threading.Thread):
@@ -304,12 +313,12 @@ def _child_env(workdir: Path, interpreter: str = sys.executable) -> dict[str, st
 
 
 def _run_ingest(
-    interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float, probe: bool = False
+    interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float, probe: bool,
+    channel: Channel,
 ) -> _Run:
     io_dir = workdir / "io"
     result_path = io_dir / "result.json"
-    cmd = [interpreter, str(INGEST_SCRIPT), str(submission), str(io_dir / "input.npy"),
-           str(io_dir / "output.npy"), str(result_path)]  # fmt: skip
+    cmd = [interpreter, str(INGEST_SCRIPT), str(submission), *channel.argv, str(result_path)]
     if probe:
         cmd.append(str(io_dir / "probe.npy"))
     env = _child_env(workdir, interpreter)
@@ -320,11 +329,14 @@ def _run_ingest(
         proc = subprocess.Popen(
             command, cwd=submission, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            pass_fds=channel.child_fds,
         )  # fmt: skip
     except OSError as exc:
+        channel.abandon()
         what = f"the Python interpreter {interpreter!r}" if sandbox.kind == "none" else f"{sandbox.program!r}"
         raise CbkError(f"cannot start {what}: {exc}") from exc
     assert proc.stdout is not None
+    channel.start(proc.pid)
     tail = _Tail(proc.stdout.fileno())
     tail.start()
     timed_out = False
@@ -340,6 +352,7 @@ def _run_ingest(
         except (ProcessLookupError, PermissionError):
             pass
         proc.wait()
+        measured = channel.finish()
         tail.join(timeout=5)
         if not tail.is_alive():
             proc.stdout.close()
@@ -350,7 +363,7 @@ def _run_ingest(
         returncode = 128 - returncode
     wall_s = time.perf_counter() - start
     _drop_planted(io_dir)
-    return _Run(returncode, timed_out, _read_result(result_path), tail.text(), wall_s, sandbox)
+    return _Run(returncode, timed_out, _read_result(result_path), tail.text(), wall_s, sandbox, measured)
 
 
 def _drop_planted(io_dir: Path) -> None:
@@ -380,64 +393,95 @@ def _read_result(path: Path) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else None
 
 
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    if not path.exists():
-        return
-    # Model code may have left folders without write or search permission: restore them, retry.
-    for dirpath, dirnames, _files in os.walk(path):
-        for name in [dirpath, *(os.path.join(dirpath, d) for d in dirnames)]:
-            if not os.path.islink(name):
-                try:
-                    os.chmod(name, 0o700)
-                except OSError:
-                    pass
-    shutil.rmtree(path, ignore_errors=True)
-
-
 # --- turning the child's record into checks ----------------------------------------------
 
 
-def _num(result: dict[str, Any], key: str) -> float | None:
-    value = result.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+_FALLBACK_PHASE = {"load": "load", "predict": "predict", "answer": "output", "parity": "probe"}
+"""The phase named when the child's own record contradicts what cbk saw (model code may rewrite it)."""
 
 
 def _report(
     run: _Run,
     checks: list[Check],
-    output_path: Path,
     labels: np.ndarray | None,
     n: int,
     num_classes: int,
     timeout: float,
     interpreter: str,
     say: Callable[[str], None],
+    *,
+    probing: bool = False,
 ) -> ValidationReport:
-    """Add the ``load``, ``predict``, ``answer`` and ``accuracy`` checks to ``checks``, up to the first failure."""
+    """Add the ``load``, ``predict``, ``answer`` and ``accuracy`` checks to ``checks``, up to the first failure.
+
+    The verdict rests on what cbk saw itself (:class:`~.channel.Measured`: the request for
+    X, the answer's bytes, the exit status, its own clock); the child's RESULT.json, which
+    model code could forge, only words the failure."""
     result = run.result or {}
     error = result.get("error") if isinstance(result.get("error"), dict) else None
     phase = str(error.get("phase") if error else result.get("phase", "setup"))
-    metrics = _metrics(run, result, error, n)
-    done = result.get("ok") is True and not run.timed_out
-    failed_stage = None if done else _STAGE_OF_PHASE.get(phase, "load")
-    why = "" if failed_stage is None else _failure_line(run, result, error, phase, timeout, interpreter)
+    metrics = _metrics(run, error, n)
+    failed_stage = _failed_stage(run, phase, probing)
+    if failed_stage is not None and _STAGE_OF_PHASE.get(phase, "load") != failed_stage:
+        phase, error = _FALLBACK_PHASE[failed_stage], None
+    why = "" if failed_stage is None else _stage_failure_line(run, result, error, phase, timeout,
+                                                              interpreter, n, num_classes)
     checks.extend(_stage_checks(failed_stage, why, metrics, n))
     if not checks[-1].ok:
         return ValidationReport(checks=tuple(checks), **metrics)
     say(f"checking the answer ({run.wall_s:.1f} s in the child process)")
-    answer_checks, extra = _answer_checks(result, output_path, labels, n, num_classes)
+    answer_checks, extra = _answer_checks(run.measured.answer, labels, n, num_classes)
     checks.extend(answer_checks)
     return ValidationReport(checks=tuple(checks), **{**metrics, **extra})
 
 
-def _metrics(run: _Run, result: dict[str, Any], error: dict[str, Any] | None, n: int) -> dict[str, Any]:
-    """The report's timings, peak memory, log tail and traceback, from the child's record."""
-    load_s, predict_s, peak_mb = _num(result, "load_s"), _num(result, "predict_s"), _num(result, "peak_mb")
-    ms_per_image = predict_s * 1000 / n if predict_s is not None else None
+def _failed_stage(run: _Run, phase: str, probing: bool) -> str | None:
+    """The stage that failed by what cbk saw: no request for X (load), no answer (predict
+    or answer, as the child says), a run that did not end cleanly after answering; None
+    when the answer arrived (checked next) and, without a probe to come, the run ended well."""
+    m = run.measured
+    if m.load_s is None:
+        return "load"
+    if m.answer is None:
+        stage = _STAGE_OF_PHASE.get(phase, "load")
+        return stage if stage in ("predict", "answer") else "predict"
+    if not probing and (run.timed_out or run.returncode != 0):
+        return "answer"
+    return None
+
+
+def _stage_failure_line(run: _Run, result: dict[str, Any], error: dict[str, Any] | None, phase: str,
+                        timeout: float, interpreter: str, n: int, num_classes: int) -> str:
+    """Why a stage failed; for output that never came back, what the child said it was."""
+    info = result.get("output") if isinstance(result.get("output"), dict) else {}
+    if (phase in ("done", "probe") and error is None and not run.timed_out and info.get("reason")
+            and not info.get("saved")):
+        top = num_classes - 1
+        return _unsaved_answer_line(info, f"an array of shape ({n},) with integer labels 0..{top}", top)
+    if run.measured.problem and not run.timed_out:
+        return f"{run.measured.problem} during {_PHASE_WORDS.get(phase, phase)}"
+    if phase in ("done", "probe") and error is None and not run.timed_out and run.measured.answer is None:
+        return (f"predict's answer never reached cbk: the process {_exit_words(run.returncode)} "
+                "(its own record says it finished; model code can write that record, cbk does not trust it)")
+    return _failure_line(run, result, error, phase, timeout, interpreter)
+
+
+def _read_answer(payload: bytes) -> np.ndarray:
+    """An .npy payload from the child, as an array: no pickles, no other container."""
+    return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
+
+
+def _metrics(run: _Run, error: dict[str, Any] | None, n: int) -> dict[str, Any]:
+    """The report's timings and peak memory, measured by cbk; the log tail and the traceback."""
+    m = run.measured
+    # Not the child's own getrusage peak: model code can patch it, and after a fork + exec
+    # it counts the forked copy of cbk (the kernel keeps the pre-exec peak in ru_maxrss).
+    peak_mb = m.peak_mb
+    ms_per_image = m.predict_s * 1000 / n if m.predict_s is not None else None
     return dict(
-        load_s=load_s, predict_s=predict_s, ms_per_image=ms_per_image, peak_mb=peak_mb, log_tail=run.tail,
-        traceback=str(error.get("traceback")) if error else None,
+        load_s=m.load_s, predict_s=m.predict_s, ms_per_image=ms_per_image, peak_mb=peak_mb,
+        log_tail=printable_lines(run.tail),
+        traceback=printable_lines(error.get("traceback")) if error else None,
     )  # fmt: skip
 
 
@@ -457,46 +501,61 @@ def _stage_checks(failed_stage: str | None, why: str, metrics: dict[str, Any], n
 
 
 def _answer_checks(
-    result: dict[str, Any], output_path: Path, labels: np.ndarray | None, n: int, num_classes: int
+    payload: bytes | None, labels: np.ndarray | None, n: int, num_classes: int
 ) -> tuple[list[Check], dict[str, Any]]:
-    """The ``answer`` check, then ``accuracy`` if it holds and labels are given; with the report's extras."""
-    info = result.get("output") if isinstance(result.get("output"), dict) else {}
-    predictions = None
-    if info.get("saved"):
-        try:
-            predictions = np.load(output_path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            return [Check("answer", False, f"could not read predict's saved output: {exc}")], {}
-    verdict = _check_answer(info, predictions, n, num_classes)
+    """The ``answer`` check of the bytes cbk received, then ``accuracy`` if it holds and labels are given."""
+    if payload is None:
+        return [Check("answer", False, "predict's answer never reached cbk")], {}
+    try:
+        predictions = _read_answer(payload)
+    except (OSError, ValueError, EOFError) as exc:
+        return [Check("answer", False, f"could not read predict's answer: {_squash(exc)}")], {}
+    verdict = _check_answer({}, predictions, n, num_classes)
     if not verdict.ok or labels is None:
         return [verdict], dict(predictions=predictions)
-    assert predictions is not None
     accuracy = float(np.mean(predictions == labels))
     return ([verdict, Check("accuracy", True, f"accuracy {accuracy:.3f} on {n} labelled images")],
             dict(predictions=predictions, accuracy=accuracy))
 
 
 def _fidelity(
-    report: ValidationReport, run: _Run, probe: Probe | None, io_dir: Path, budget: Budget | None,
-    zip_path: Path, timeout: float, interpreter: str,
+    report: ValidationReport, run: _Run, probe: Probe | None, budget: Budget | None,
+    zip_path: Path, n: int, timeout: float, interpreter: str,
 ) -> ValidationReport:
     """Add the ``parity`` and ``budget`` checks once the answer holds."""
     if not report.ok:
         return report
     checks = list(report.checks)
-    result = run.result or {}
     if probe is not None:
-        if result.get("ok") is True and not run.timed_out:
-            info = result.get("probe") if isinstance(result.get("probe"), dict) else {}
-            checks.append(check_parity(probe, info, io_dir / "output.probe.npy"))
-        else:
-            error = result.get("error") if isinstance(result.get("error"), dict) else None
-            phase = str(error.get("phase") if error else result.get("phase", "probe"))
-            checks.append(Check("parity", False, _failure_line(run, result, error, phase, timeout, interpreter)))
+        checks.append(_parity(run, probe, zip_path, timeout, interpreter))
     if budget is not None and checks[-1].ok:
         checks.append(budget.check(load_s=report.load_s, ms_per_image=report.ms_per_image,
-                                   peak_mb=report.peak_mb, zip_bytes=zip_path.stat().st_size))
+                                   peak_mb=report.peak_mb, zip_bytes=zip_path.stat().st_size,
+                                   held_mb=run.measured.held_mb,
+                                   predict_peak_mb=run.measured.predict_peak_mb, n_images=n))
     return dataclasses.replace(report, checks=tuple(checks))
+
+
+def _parity(run: _Run, probe: Probe, zip_path: Path, timeout: float, interpreter: str) -> Check:
+    """The ``parity`` check of the probe output cbk received (the run must also have ended well)."""
+    result = run.result or {}
+    heldout = zip_path.with_name(zip_path.name[: -len(".zip")] + ".heldout.npz") if zip_path.name.endswith(".zip") else None
+    external = heldout.name if heldout is not None and heldout.is_file() else None
+    m = run.measured
+    if m.probe is not None and not run.timed_out and run.returncode == 0:
+        try:
+            got = _read_answer(m.probe)
+        except (OSError, ValueError, EOFError) as exc:
+            return Check("parity", False, f"could not read predict_proba's output: {_squash(exc)}")
+        return check_parity(probe, got, external=external)
+    info = result.get("probe") if isinstance(result.get("probe"), dict) else {}
+    error = result.get("error") if isinstance(result.get("error"), dict) else None
+    if not run.timed_out and run.returncode == 0 and error is None and info.get("reason"):
+        return check_parity(probe, None, reason=str(info["reason"]))
+    phase = str(error.get("phase") if error else result.get("phase", "probe"))
+    if phase != "probe":
+        phase, error = "probe", None
+    return Check("parity", False, _failure_line(run, result, error, phase, timeout, interpreter))
 
 
 def _failure_line(
@@ -617,11 +676,22 @@ def _answer_shape_hint(predictions: np.ndarray, n: int, expected: str) -> str:
     return f"return {expected}"
 
 
+def _whole_labels(predictions: np.ndarray, top: int) -> bool:
+    """Float labels that are all whole numbers in 0..top (what a float-tolerant scorer accepts)."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(predictions)) and np.all(predictions == np.round(predictions))
+                    and predictions.min() >= 0 and predictions.max() <= top)
+
+
 def _check_answer_labels(predictions: np.ndarray, n: int, top: int) -> Check:
     """The ``answer`` check on n predictions of shape (n,): integers in 0..top."""
     kind = predictions.dtype.kind
     if kind == "b":
         return Check("answer", False, f"expected integer labels, received bool — return class indices 0..{top}")
+    if kind == "f" and _whole_labels(predictions, top):
+        return Check("answer", False, f"expected integer labels, received {predictions.dtype} holding "
+                     f"whole numbers 0..{top} — the example Codabench scorer would accept them, other "
+                     "scorers may not; return labels.astype(np.int64)")  # fmt: skip
     if kind not in "iu":
         return Check("answer", False, f"expected integer labels, received {predictions.dtype} "
                      "— e.g. probs.argmax(axis=1) or labels.astype(np.int64)")  # fmt: skip
