@@ -6,10 +6,15 @@ codabench_kit may not be installed. Do not import codabench_kit here.
 
 Usage::
 
-    python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]
+    python ingest.py [--cwd=submission|elsewhere] [--sys-path=first|last]
+                     SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]
 
-It changes into SUBMISSION_DIR, puts it first on ``sys.path``, imports ``model.py`` as
-module ``model``, calls ``Model()`` and then ``predict(X)`` with X loaded from INPUT.npy.
+It changes into SUBMISSION_DIR (``--cwd=submission``, the default) or into an empty
+folder ``program`` beside it (``--cwd=elsewhere``, as Codabench's example ingestion runs
+in ``/app/program``), puts SUBMISSION_DIR first on ``sys.path`` (``--sys-path=first``,
+the default) or appends it to the end (``--sys-path=last``, as the example ingestion
+does), imports ``model.py`` as module ``model``, calls ``Model()`` and then
+``predict(X)`` with X loaded from INPUT.npy.
 RESULT.json is rewritten (atomically) at every phase, so a parent that has to kill this
 process still knows how far it got. It holds:
 
@@ -22,6 +27,15 @@ process still knows how far it got. It holds:
 ``output``
     ``type``, ``dtype``, ``kind`` (numpy dtype kind), ``shape``, ``saved`` and, for
     unsaved outputs, ``reason`` and a short ``sample``.
+``versions``
+    the installed versions of ``keras`` and ``tensorflow`` (from package metadata, without
+    importing them), None when absent.
+``relative_opens``
+    relative paths that model code opened (or listed) during import, ``Model()`` and
+    ``predict`` and that name something inside SUBMISSION_DIR: they resolve against the
+    working directory, so they work only when it is the submission folder. Seen through
+    an audit hook on Python's ``open``/``os.listdir``/``os.scandir`` events; files opened
+    by C code (h5py, TensorFlow's file system) are not seen.
 ``error``
     on an exception: ``phase``, ``type``, ``message``, ``where`` (the last line of
     submission code involved) and ``traceback`` (its tail).
@@ -42,7 +56,7 @@ import sys
 import time
 import traceback
 
-TRACEBACK_CHARS = 3000
+TRACEBACK_CHARS = 20000
 SAMPLE_CHARS = 200
 
 
@@ -130,8 +144,9 @@ def _save_numeric(arr, info, path, np):
         info["saved"] = True
 
 
-def run(submission_dir, input_path, output_path, result_path, probe_path=None):
-    """Run the submission; always leave a RESULT.json behind unless the process is killed."""
+def run(submission_dir, input_path, output_path, result_path, probe_path=None, conditions=None):
+    """Run the submission; always leave a RESULT.json behind unless the process is killed.
+    ``conditions``: ``{"cwd": "submission"|"elsewhere", "sys_path": "first"|"last"}``."""
     probe_path = os.path.abspath(probe_path) if probe_path else None
     submission_dir = os.path.abspath(submission_dir)
     input_path = os.path.abspath(input_path)
@@ -144,7 +159,7 @@ def run(submission_dir, input_path, output_path, result_path, probe_path=None):
         _write(result_path, result)
 
     try:
-        np, X = _setup(enter, result, submission_dir, input_path)
+        np, X = _setup(enter, result, submission_dir, input_path, conditions or {})
         model = _init_model(enter, result, _import_model(enter, result))
         y = _predict(enter, result, model, X)
         _save_output(enter, result, y, output_path, np)
@@ -162,21 +177,92 @@ def run(submission_dir, input_path, output_path, result_path, probe_path=None):
     return 0 if result["ok"] else 1
 
 
-def _setup(enter, result, submission_dir, input_path):
-    """Phase ``setup``: import numpy, load X, enter the submission folder; returns ``(numpy, X)``."""
+def _setup(enter, result, submission_dir, input_path, conditions):
+    """Phase ``setup``: import numpy, load X, enter the working folder the conditions name and
+    put the submission on ``sys.path``; returns ``(numpy, X)``."""
     enter("setup")
     import numpy as np
 
     result["numpy"] = np.__version__
+    result["versions"] = _versions(("keras",), ("tensorflow", "tensorflow-cpu"))
     X = np.load(input_path, allow_pickle=False)
     result["n_images"] = int(X.shape[0]) if X.ndim else 0
 
-    os.chdir(submission_dir)
-    # Mimic Codabench: the submission dir comes first; this script's own folder is not importable.
+    cwd, where = conditions.get("cwd", "submission"), conditions.get("sys_path", "first")
+    result["conditions"] = {"cwd": cwd, "sys_path": where}
+    if cwd == "elsewhere":  # an empty folder of its own, as /app/program in Codabench's worker
+        workdir = os.path.join(os.path.dirname(submission_dir), "program")
+        if not os.path.isdir(workdir):
+            os.mkdir(workdir)
+        os.chdir(workdir)
+    else:
+        os.chdir(submission_dir)
+    # This script's own folder is not importable; the submission goes first (the AN2DL
+    # ingestion) or last (Codabench's example ingestion: sys.path.append(submission_dir)).
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [submission_dir] + [p for p in sys.path if p and os.path.abspath(p) != here]
+    rest = [p for p in sys.path if p and os.path.abspath(p) != here]
+    sys.path[:] = rest + [submission_dir] if where == "last" else [submission_dir] + rest
     sys.modules.pop("model", None)
+    _watch_relative_opens(result, submission_dir)
     return np, X
+
+
+def _versions(*names):
+    """``{first name: installed version or None}`` for each tuple of distribution names."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8
+        return {}
+    found = {}
+    for candidates in names:
+        found[candidates[0]] = None
+        for name in candidates:
+            try:
+                found[candidates[0]] = metadata.version(name)
+                break
+            except Exception:
+                continue
+    return found
+
+
+WATCHED_PHASES = ("import", "init", "predict")
+MAX_RELATIVE_OPENS = 10
+
+
+def _watch_relative_opens(result, submission_dir):
+    """Record in ``result["relative_opens"]`` the relative paths model code opens or lists
+    during :data:`WATCHED_PHASES` that name something inside ``submission_dir``."""
+    addaudithook = getattr(sys, "addaudithook", None)
+    if addaudithook is None:
+        return
+    prefix = os.path.join(submission_dir, "")
+    found = []
+    busy = []
+
+    def hook(event, args):
+        if event not in ("open", "os.listdir", "os.scandir") or busy:
+            return
+        if result.get("phase") not in WATCHED_PHASES or len(found) >= MAX_RELATIVE_OPENS:
+            return
+        busy.append(True)
+        try:  # an exception here would abort model code's open: swallow everything
+            path = args[0] if args else None
+            if path is None or isinstance(path, int):
+                return
+            path = os.fsdecode(os.fspath(path))
+            if not path or os.path.isabs(path):
+                return
+            inside = os.path.normpath(os.path.join(submission_dir, path))
+            if (inside == submission_dir or inside.startswith(prefix)) and os.path.exists(inside) \
+                    and path not in found:
+                found.append(path)
+                result["relative_opens"] = list(found)
+        except BaseException:
+            pass
+        finally:
+            busy.pop()
+
+    addaudithook(hook)
 
 
 def _import_model(enter, result):
@@ -241,11 +327,26 @@ def _error(exc, phase, submission_dir):
     return error
 
 
+USAGE = ("usage: python ingest.py [--cwd=submission|elsewhere] [--sys-path=first|last] "
+         "SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]\n")
+OPTIONS = {"--cwd": ("cwd", ("submission", "elsewhere")), "--sys-path": ("sys_path", ("first", "last"))}
+
+
 def main(argv):
-    if len(argv) not in (4, 5):
-        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR INPUT.npy OUTPUT.npy RESULT.json [PROBE.npy]\n")
+    conditions, positional = {}, []
+    for arg in argv:
+        name, _, value = arg.partition("=")
+        if name in OPTIONS and value in OPTIONS[name][1]:
+            conditions[OPTIONS[name][0]] = value
+        elif arg.startswith("--"):
+            sys.stderr.write(USAGE)
+            return 2
+        else:
+            positional.append(arg)
+    if len(positional) not in (4, 5):
+        sys.stderr.write(USAGE)
         return 2
-    return run(*argv)
+    return run(*positional, conditions=conditions)
 
 
 if __name__ == "__main__":
