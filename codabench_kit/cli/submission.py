@@ -54,10 +54,17 @@ def package(run_dirs, out, no_validate):
               help="Predict on at most this many images of --data.")
 @click.option("--target", default=None,
               help="Environment to run it in: codabench (TF 2.17.0 + Keras 3.4.1, a venv made "
-                   "once and cached) or current (this interpreter). Default: $CBK_TARGET, "
-                   "else codabench.")
+                   "once and cached, run as the AN2DL ingestion: inside the submission folder), "
+                   "codabench-example (the same venv, run as Codabench's example ingestion: "
+                   "working directory elsewhere, submission last on sys.path) or current (this "
+                   "interpreter). Default: $CBK_TARGET, else codabench.")
 @click.option("--python", "python", type=click.Path(), default=None,
               help="Python interpreter to run the submission with, instead of a --target.")
+@click.option("--conditions", type=click.Choice(["an2dl", "codabench-example"]), default=None,
+              help="How the ingestion runs the zip, whatever the interpreter: an2dl (working "
+                   "directory = the submission, first on sys.path) or codabench-example "
+                   "(working directory elsewhere, submission appended to sys.path). "
+                   "Default: the target's.")
 @click.option("--time-limit", type=click.FloatRange(min=1), default=BUDGET.time_limit_s,
               show_default=True,
               help="Budget: seconds the server allows for Model() plus predicting the hidden "
@@ -71,15 +78,20 @@ def package(run_dirs, out, no_validate):
               default=BUDGET.max_memory_mb, show_default=True,
               help="Budget: most memory the model may use.")
 @core_errors
-def validate(zip_path, data, timeout, num_classes, limit, target, python, time_limit,
-             hidden_images, max_zip_mb, max_memory_mb):
+def validate(zip_path, data, timeout, num_classes, limit, target, python, conditions,
+             time_limit, hidden_images, max_zip_mb, max_memory_mb):
     """Prove that a submission zip runs as Codabench runs it.
 
     Unpacks it safely into a temporary folder, imports model.py in a separate process
     (cwd = the submission) in the target environment, calls Model() and predict(X) on
     uint8 (n, 96, 96, 3) images, and checks the answer; for a cbk zip, that
     predict_proba on its probe matches the trained model within 1e-4 (parity); and that
-    the run fits the budget. Exit status 0 only when every check holds.
+    the run fits the budget. Exit status 0 only when every check holds. A failure says
+    its exception's type and cause (`cbk -v validate` prints the whole traceback), and
+    why when it can tell: a .keras/.h5 saved by a newer Keras than the target's, a
+    TypeError from the call Model() itself or from deeper, a file opened by a path
+    relative to the working directory (a `warn` line where the target runs inside the
+    submission folder, FAIL where it does not).
 
     \b
     Examples:
@@ -89,18 +101,28 @@ def validate(zip_path, data, timeout, num_classes, limit, target, python, time_l
       cbk validate sub.zip --python ~/venv-tf217/bin/python
     """
     from codabench_kit.validation.submission import validate_submission
-    from codabench_kit.validation.targets import interpreter_for
+    from codabench_kit.validation.targets import conditions_for, interpreter_for
 
     interpreter = interpreter_for(target, python, progress=echo_progress)
+    chosen = conditions_for(target, python, conditions)
     budget = Budget(time_limit_s=time_limit, hidden_images=hidden_images,
                     max_zip_mb=max_zip_mb, max_memory_mb=max_memory_mb)
     report = validate_submission(zip_path, data=data, limit=limit, num_classes=num_classes,
                                  timeout=timeout, python=interpreter, budget=budget,
-                                 progress=echo_progress)
+                                 progress=echo_progress, conditions=chosen.name)
     for line in report.lines():
         click.echo(line)
+    if report.traceback and _verbose():
+        click.echo("traceback of the failure, as the submission's process printed it:", err=True)
+        click.echo(report.traceback.rstrip(), err=True)
     click.echo(f"{'valid' if report.ok else 'INVALID'}: {zip_path}")
     sys.exit(0 if report.ok else 1)
+
+
+def _verbose() -> bool:
+    """Whether ``cbk -v`` was given."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("verbose"))
 
 
 @click.command()

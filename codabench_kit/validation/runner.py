@@ -41,8 +41,11 @@ from codabench_kit.validation.safe_zip import (
     safe_extract,
 )
 from codabench_kit.validation.check import Check
+from codabench_kit.validation.diagnosis import (Diagnosis, cause, cwd_line, diagnose, error_hint,
+                                                preview_lines)
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox
+from codabench_kit.validation.targets import CONDITIONS, Conditions, get_conditions
 
 INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
 IMAGE_SHAPE = (96, 96, 3)
@@ -87,6 +90,8 @@ class ValidationReport:
     """The tail of the traceback when model code raised."""
     sandbox: str | None = None
     """How model code was confined, e.g. ``sandbox: bwrap (read-only fs, no network)``; None if it never ran."""
+    warnings: tuple[str, ...] = ()
+    """Findings that do not fail here but would under other conditions, as ``name: line``."""
 
     @property
     def ok(self) -> bool:
@@ -94,7 +99,8 @@ class ValidationReport:
 
     def lines(self) -> list[str]:
         """One line per check, e.g. ``ok    load: Model() ready in 2.31 s``."""
-        return [f"{'ok' if c.ok else 'FAIL':<6}{c.name}: {c.detail}" for c in self.checks]
+        return ([f"{'ok' if c.ok else 'FAIL':<6}{c.name}: {c.detail}" for c in self.checks]
+                + [f"{'warn':<6}{line}" for line in self.warnings])
 
 
 def validate_zip(
@@ -111,6 +117,7 @@ def validate_zip(
     max_ratio: float = DEFAULT_MAX_RATIO,
     sandbox: str | None = None,
     budget: Budget | None = None,
+    conditions: str | None = None,
 ) -> ValidationReport:
     """Unpack ``zip_path`` safely, run ``Model().predict(images)`` in a child process, check the answer.
 
@@ -123,10 +130,12 @@ def validate_zip(
     a report with ``ok`` False; bad arguments, or a forced sandbox that does not work here,
     raise :class:`~codabench_kit.errors.CbkError`. A zip with a parity probe (cbk's) adds
     the ``parity`` check; ``budget`` adds the ``budget`` check (:mod:`.fidelity`).
+    ``conditions`` names how the ingestion runs it (:data:`~.targets.CONDITIONS`; default
+    ``an2dl``: inside the submission folder, first on ``sys.path``).
     """
     job = _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget,
                limits=dict(max_total_bytes=max_total_bytes, max_entries=max_entries,
-                           max_ratio=max_ratio))
+                           max_ratio=max_ratio), conditions=conditions)
     workdir = Path(tempfile.mkdtemp(prefix="cbk-validate-"))
     try:
         return _validate_in(job, workdir)
@@ -149,6 +158,7 @@ class _Job:
     limits: dict[str, Any]
     """``safe_extract``'s limits: max_total_bytes, max_entries, max_ratio."""
     say: Callable[[str], None]
+    conditions: Conditions = CONDITIONS["an2dl"]
 
 
 def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
@@ -164,15 +174,35 @@ def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
     except ZipRejectedError as exc:
         return ValidationReport(checks=(Check("zip", False, str(exc)),))
     checks = [Check("zip", True, summary.describe())]
+    diagnosis = diagnose(submission, job.conditions.cwd)  # before model code runs
+    for line in preview_lines(diagnosis):
+        job.say(line)
     probe = _write_inputs(io_dir, job.images, submission, job.say)
     n, timeout, interpreter = len(job.images), job.timeout, job.interpreter
     job.say(job.confinement.describe())
     job.say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
-    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None)
+    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None,
+                      job.conditions.ingest_args())
+    run.diagnosis = diagnosis.after_run(run.result)
     report = _report(run, checks, io_dir / "output.npy", job.labels, n, job.num_classes, timeout,
                      interpreter, job.say)
     report = _fidelity(report, run, probe, io_dir, job.budget, job.zip_path, timeout, interpreter)
+    report = _working_directory(report, run.diagnosis)
     return dataclasses.replace(report, sandbox=job.confinement.describe())
+
+
+def _working_directory(report: ValidationReport, diagnosis: Diagnosis) -> ValidationReport:
+    """Model code that opened submission files by relative paths: a warning where the
+    conditions run it inside its folder, a failing ``cwd`` check where they do not (unless
+    the run failed already, its failure line saying so)."""
+    if not diagnosis.relative_opens:
+        return report
+    line = cwd_line(diagnosis.relative_opens, diagnosis.cwd)
+    if diagnosis.cwd != "elsewhere":
+        return dataclasses.replace(report, warnings=report.warnings + (f"cwd: {line}",))
+    if not report.ok:
+        return report
+    return dataclasses.replace(report, checks=report.checks + (Check("cwd", False, line),))
 
 
 def _write_inputs(io_dir: Path, images: np.ndarray, submission: Path,
@@ -191,7 +221,7 @@ def _write_inputs(io_dir: Path, images: np.ndarray, submission: Path,
 
 
 def _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget, *,
-         limits: dict[str, Any]) -> _Job:
+         limits: dict[str, Any], conditions: str | None = None) -> _Job:
     """Check :func:`validate_zip`'s arguments (raising on the first bad one) and gather them;
     finds the interpreter and picks the sandbox."""
     say = progress or (lambda _line: None)
@@ -204,8 +234,9 @@ def _job(zip_path, images, labels, num_classes, timeout, python, progress, sandb
     zip_path = Path(zip_path)
     interpreter = _find_interpreter(python)
     confinement = choose_sandbox(sandbox)
+    chosen = get_conditions(conditions) if conditions else CONDITIONS["an2dl"]
     return _Job(zip_path, images, labels, num_classes, timeout, interpreter, confinement, budget,
-                limits, say)
+                limits, say, chosen)
 
 
 def _find_interpreter(python: str | os.PathLike[str] | None) -> str:
@@ -262,6 +293,7 @@ class _Run:
     tail: str
     wall_s: float
     sandbox: Sandbox
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
 
 
 class _Tail(threading.Thread):
@@ -292,11 +324,12 @@ def _child_env(workdir: Path) -> dict[str, str]:
 
 
 def _run_ingest(
-    interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float, probe: bool = False
+    interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float, probe: bool = False,
+    options: list[str] | None = None,
 ) -> _Run:
     io_dir = workdir / "io"
     result_path = io_dir / "result.json"
-    cmd = [interpreter, str(INGEST_SCRIPT), str(submission), str(io_dir / "input.npy"),
+    cmd = [interpreter, str(INGEST_SCRIPT), *(options or []), str(submission), str(io_dir / "input.npy"),
            str(io_dir / "output.npy"), str(result_path)]  # fmt: skip
     if probe:
         cmd.append(str(io_dir / "probe.npy"))
@@ -470,7 +503,7 @@ def _failure_line(
     if run.timed_out:
         return f"timed out after {timeout:g} s during {during}"
     if error is not None:
-        return _error_line(error, interpreter, run.sandbox)
+        return _error_line(error, interpreter, run.sandbox, run.diagnosis)
     if not result:
         last = _last_line(run.tail)
         return (
@@ -499,15 +532,13 @@ def _last_line(tail: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _squash(text: Any, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox) -> str:
-    """One line for an exception recorded by ingest.py, with a hint for the usual mistakes."""
+def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox,
+                diagnosis: Diagnosis | None = None) -> str:
+    """One line for an exception recorded by ingest.py: its type and the last line of its
+    message (where a long message, Keras's, says its cause), and a hint from what failed
+    (:func:`~.diagnosis.error_hint`), else for the usual mistakes."""
     phase, kind = str(error.get("phase")), str(error.get("type"))
-    message = _squash(error.get("message", ""))
+    message = cause(error.get("message", ""))
     where = f" (at {error['where']})" if error.get("where") else ""
     during = _PHASE_WORDS.get(phase, phase)
     if kind == "SystemExit":
@@ -523,13 +554,14 @@ def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox) -> st
         "output": "predict's output could not be turned into an array",
         "probe": "predict_proba on the parity probe raised",
     }.get(phase, f"{phase} failed")
-    hint = ""
-    if kind in ("ModuleNotFoundError", "ImportError") and phase != "setup":
+    found = error_hint(error, diagnosis)
+    hint = f" — {found}" if found else ""
+    if hint:
+        pass
+    elif kind in ("ModuleNotFoundError", "ImportError") and phase != "setup":
         hint = " — bundle your own modules in the zip; the server provides numpy and tensorflow"
     elif kind == "ModuleNotFoundError" and phase == "setup":
         hint = " — install numpy in that interpreter"
-    elif kind == "TypeError" and phase == "init" and "argument" in message:
-        hint = " — Codabench calls Model() with no arguments"
     elif kind == "FileNotFoundError" and phase in ("import", "init"):
         hint = " — model code runs with the unpacked zip as its working folder; is the file in the zip?"
     elif sandbox.read_only and "Read-only file system" in message:
