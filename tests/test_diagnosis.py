@@ -12,6 +12,7 @@ import io
 import json
 import textwrap
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,8 @@ def test_a_keras_file_newer_than_the_target_is_named_with_the_fix(tmp_path):
     assert error_hint(error, after) == (
         "sub/net.keras was saved by Keras 3.15.1 and the target has Keras 3.4.1: re-save it "
         "with keras==3.4.1, or export a SavedModel (`cbk repack ZIP --out NEW.zip`)")
+    named = replace(after, zip_name="student.zip")
+    assert error_hint(error, named).endswith("(`cbk repack student.zip --out NEW.zip`)")
     assert error_hint(error, found.after_run({"versions": {"keras": "3.15.0"}})) is None
 
 
@@ -243,7 +246,7 @@ def test_the_version_line_reaches_the_fail_line_and_the_file_is_named_before_run
         "Model() failed: TypeError: Exception encountered: GlorotUniform.__init__() got an "
         "unexpected keyword argument 'input_axes' (at model.py:6 in __init__) — weights.keras "
         f"was saved by Keras 99.1.0 and the target has Keras {keras.__version__}: re-save it "
-        f"with keras=={keras.__version__}, or export a SavedModel (`cbk repack ZIP --out "
+        f"with keras=={keras.__version__}, or export a SavedModel (`cbk repack new.zip --out "
         "NEW.zip`)")
 
 

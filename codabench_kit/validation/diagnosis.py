@@ -48,6 +48,8 @@ class Diagnosis:
     """The conditions' working directory: ``submission`` or ``elsewhere``."""
     target_keras: str | None = None
     relative_opens: tuple[str, ...] = field(default=())
+    zip_name: str = "ZIP"
+    """The zip's file name, for the command lines the hints give."""
 
     def after_run(self, result: dict[str, Any] | None) -> "Diagnosis":
         """With what the child recorded: the target's Keras version and the relative opens."""
@@ -67,7 +69,7 @@ class Diagnosis:
                 if (_version(f.keras_version) or (0, 0))[:2] > target[:2]]
 
 
-def diagnose(submission: Path, cwd: str = "submission") -> Diagnosis:
+def diagnose(submission: Path, cwd: str = "submission", zip_name: str = "ZIP") -> Diagnosis:
     """Read the submission's model files and names; runs no model code."""
     submission = Path(submission)
     files, names = [], set()
@@ -80,7 +82,7 @@ def diagnose(submission: Path, cwd: str = "submission") -> Diagnosis:
             files.append(ModelFile(relative, kind, keras_version_of(path)))
         elif path.is_dir() and (path / SAVEDMODEL_FILE).is_file():
             files.append(ModelFile(relative, "savedmodel"))
-    return Diagnosis(tuple(files), frozenset(names), cwd)
+    return Diagnosis(tuple(files), frozenset(names), cwd, zip_name=zip_name)
 
 
 def keras_version_of(path: Path) -> str | None:
@@ -159,7 +161,7 @@ def version_line(diagnosis: Diagnosis) -> str | None:
     files = ", ".join(f"{f.path} was saved by Keras {f.keras_version}" for f in newer)
     return (f"{files} and the target has Keras {diagnosis.target_keras}: re-save it with "
             f"keras=={diagnosis.target_keras}, or export a SavedModel "
-            f"(`cbk repack ZIP --out NEW.zip`)")
+            f"(`cbk repack {diagnosis.zip_name} --out NEW.zip`)")
 
 
 def cwd_line(paths: tuple[str, ...] | list[str], cwd: str) -> str:

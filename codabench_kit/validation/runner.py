@@ -174,7 +174,7 @@ def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
     except ZipRejectedError as exc:
         return ValidationReport(checks=(Check("zip", False, str(exc)),))
     checks = [Check("zip", True, summary.describe())]
-    diagnosis = diagnose(submission, job.conditions.cwd)  # before model code runs
+    diagnosis = diagnose(submission, job.conditions.cwd, job.zip_path.name)  # before model code runs
     for line in preview_lines(diagnosis):
         job.say(line)
     probe = _write_inputs(io_dir, job.images, submission, job.say)
