@@ -1,4 +1,4 @@
-"""``cbk package``, ``cbk validate``, ``cbk evaluate`` and ``cbk history``: what happens
+"""``cbk package``, ``cbk validate``, ``cbk repack``, ``cbk evaluate`` and ``cbk history``: what happens
 to a submission zip once a run is trained."""
 
 from __future__ import annotations
@@ -117,6 +117,51 @@ def validate(zip_path, data, timeout, num_classes, limit, target, python, condit
         click.echo(report.traceback.rstrip(), err=True)
     click.echo(f"{'valid' if report.ok else 'INVALID'}: {zip_path}")
     sys.exit(0 if report.ok else 1)
+
+
+@click.command()
+@click.argument("zip_path", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="Zip to write (never overwritten).")
+@click.option("--target", default=None,
+              help="Environment to validate the new zip in (as `cbk validate --target`). "
+                   "Default: $CBK_TARGET, else codabench.")
+@click.option("--python", "python", type=click.Path(), default=None,
+              help="Python interpreter to validate the new zip with, instead of a --target.")
+@click.option("--conditions", type=click.Choice(["an2dl", "codabench-example"]), default=None,
+              help="How the ingestion runs the new zip (as `cbk validate --conditions`). "
+                   "Default: the target's.")
+@click.option("--no-validate", is_flag=True, help="Skip validating the new zip.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Seconds allowed for Model() plus predict() when validating.")
+@core_errors
+def repack(zip_path, out, target, python, conditions, no_validate, timeout):
+    """Repack a zip whose model file the target cannot load (a .keras or .h5 saved by a
+    newer Keras than the server's, say) as a SavedModel that it can. Needs TensorFlow.
+
+    Finds the zip's one model file (.keras, .h5/.hdf5 or a SavedModel folder), loads it
+    here with this interpreter's Keras, exports it as a SavedModel with cbk's model.py
+    (predict = argmax of the model's output on float32(X)), checks that both give the same
+    outputs on a probe batch (max |dp| within 1e-4, kept in probe.npz), and validates the
+    new zip in the target. Whatever else the original model.py did (preprocessing such as
+    X / 255, TTA, ensembles) is not carried over: it warns where its predict does more than
+    run the model. Load only zips you trust: the model is loaded in this process.
+
+    \b
+    Examples:
+      cbk repack student.zip --out student-savedmodel.zip
+      cbk repack student.zip --out fixed.zip --target codabench-example
+    """
+    from codabench_kit.packaging.repack import repack_zip
+    from codabench_kit.validation.targets import conditions_for, interpreter_for
+
+    interpreter = None if no_validate else interpreter_for(target, python, progress=echo_progress)
+    chosen = conditions_for(target, python, conditions)
+    result = repack_zip(zip_path, out, validate=not no_validate, python=interpreter,
+                        conditions=chosen.name, timeout=timeout, progress=echo_progress)
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"repacked {result.model_file} (parity max |dp| {result.max_dp:.1e}"
+               f"{'' if no_validate else ', valid in the target'}): {result.out}")
 
 
 def _verbose() -> bool:
