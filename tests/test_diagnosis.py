@@ -80,6 +80,43 @@ def test_a_relative_path_loader_fails_where_the_target_runs_elsewhere(tmp_path):
         f"Codabench's example ingestion) — {FIX}")
 
 
+C_LOADER = textwrap.dedent("""\
+    import ctypes
+    import numpy as np
+
+    class Model:
+        def __init__(self):
+            libc = ctypes.CDLL(None)
+            libc.fopen.restype = ctypes.c_void_p
+            handle = libc.fopen(b"weights.bin", b"rb")  # as h5py does: C code, no audit event
+            if not handle:
+                raise FileNotFoundError("could not open the weights")
+            libc.fclose(ctypes.c_void_p(handle))
+
+        def predict(self, X):
+            return np.zeros(len(X), dtype=np.int64)
+    """)
+
+
+def test_a_file_opened_by_c_code_is_found_from_model_py_naming_it_without_file(tmp_path):
+    path = zip_with(tmp_path / "c.zip", C_LOADER, **{"weights.bin": b"w"})
+    warned = validate_zip(path, timeout=60)
+    assert warned.ok
+    assert warned.warnings == (
+        "cwd: model.py names 'weights.bin' and never uses __file__, so it opens it by a "
+        "relative path: it works only when the working directory is the submission folder "
+        "(true here, not under Codabench's example ingestion) — open it as "
+        "os.path.join(os.path.dirname(__file__), 'weights.bin')",)
+    failed = validate_zip(path, timeout=60, conditions="codabench-example")
+    load = next(c for c in failed.checks if c.name == "load")
+    assert load.detail == (
+        "Model() failed: FileNotFoundError: could not open the weights (at model.py:10 in "
+        "__init__) — model.py names 'weights.bin' and never uses __file__, so it opens it by a "
+        "relative path; it is in the zip, but this target runs with the working directory "
+        "elsewhere (as Codabench's example ingestion) — open it as "
+        "os.path.join(os.path.dirname(__file__), 'weights.bin')")
+
+
 def test_an_absolute_path_loader_passes_in_both_conditions_without_warning(tmp_path):
     source = RELATIVE_LOADER.replace(
         'np.load("weights.npy")',

@@ -50,6 +50,9 @@ class Diagnosis:
     relative_opens: tuple[str, ...] = field(default=())
     zip_name: str = "ZIP"
     """The zip's file name, for the command lines the hints give."""
+    named_without_file: tuple[str, ...] = ()
+    """Names of submission files that model.py writes as string literals while never
+    using ``__file__``: it can only reach them relative to the working directory."""
 
     def after_run(self, result: dict[str, Any] | None) -> "Diagnosis":
         """With what the child recorded: the target's Keras version and the relative opens."""
@@ -82,7 +85,40 @@ def diagnose(submission: Path, cwd: str = "submission", zip_name: str = "ZIP") -
             files.append(ModelFile(relative, kind, keras_version_of(path)))
         elif path.is_dir() and (path / SAVEDMODEL_FILE).is_file():
             files.append(ModelFile(relative, "savedmodel"))
-    return Diagnosis(tuple(files), frozenset(names), cwd, zip_name=zip_name)
+    model_py = submission / "model.py"
+    named = ()
+    if model_py.is_file():
+        named = tuple(names_without_file(model_py.read_text(encoding="utf-8", errors="replace"),
+                                         frozenset(names)))
+    return Diagnosis(tuple(files), frozenset(names), cwd, zip_name=zip_name,
+                     named_without_file=named)
+
+
+def names_without_file(source: str, names: frozenset[str]) -> list[str]:
+    """String (or bytes) literals of ``source`` that name one of ``names`` (``./`` allowed), when
+    ``source`` never uses ``__file__``; empty when it does or does not parse.
+
+    Complements the child's audit hook, which does not see files opened by C code (h5py,
+    TensorFlow's file system)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    literals = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "__file__":
+            return []
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            literals.append(node.value if isinstance(node.value, str)
+                            else node.value.decode("utf-8", "replace"))
+    found = []
+    for literal in literals:
+        name = literal[2:] if literal.startswith("./") else literal
+        if name.rstrip("/") in names and literal not in found:
+            found.append(literal)
+    return found
 
 
 def keras_version_of(path: Path) -> str | None:
@@ -164,17 +200,18 @@ def version_line(diagnosis: Diagnosis) -> str | None:
             f"(`cbk repack {diagnosis.zip_name} --out NEW.zip`)")
 
 
-def cwd_line(paths: tuple[str, ...] | list[str], cwd: str) -> str:
-    """model code opened ``paths`` relative to the working directory: the fix."""
+def cwd_line(paths: tuple[str, ...] | list[str], cwd: str, seen: bool = True) -> str:
+    """model code opened ``paths`` relative to the working directory (``seen``; else
+    model.py names them and never uses ``__file__``): the fix."""
     shown = ", ".join(repr(p) for p in list(paths)[:3]) + (" ..." if len(paths) > 3 else "")
     fix = FIX_PATH.format(name=list(paths)[0])
+    what = (f"model code opens {shown} by a relative path" if seen else
+            f"model.py names {shown} and never uses __file__, so it opens it by a relative path")
     if cwd == "elsewhere":
-        return (f"model code opens {shown} by a relative path; it is in the zip, but this "
-                f"target runs with the working directory elsewhere (as Codabench's example "
-                f"ingestion) — open it as {fix}")
-    return (f"model code opens {shown} by a relative path: it works only when the working "
-            f"directory is the submission folder (true here, not under Codabench's example "
-            f"ingestion) — open it as {fix}")
+        return (f"{what}; it is in the zip, but this target runs with the working directory "
+                f"elsewhere (as Codabench's example ingestion) — open it as {fix}")
+    return (f"{what}: it works only when the working directory is the submission folder "
+            f"(true here, not under Codabench's example ingestion) — open it as {fix}")
 
 
 def _named_in(message: str, names: frozenset[str]) -> list[str]:
@@ -202,6 +239,8 @@ def error_hint(error: dict[str, Any], diagnosis: Diagnosis | None) -> str | None
                 "FileNotFoundError", "OSError", "ValueError", "NotFoundError") else [])
         if paths:
             return cwd_line(paths, "elsewhere")
+        if diagnosis.named_without_file:
+            return cwd_line(diagnosis.named_without_file, "elsewhere", seen=False)
     line = version_line(diagnosis)
     if line:
         return line

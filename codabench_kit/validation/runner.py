@@ -194,8 +194,13 @@ def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
 def _working_directory(report: ValidationReport, diagnosis: Diagnosis) -> ValidationReport:
     """Model code that opened submission files by relative paths: a warning where the
     conditions run it inside its folder, a failing ``cwd`` check where they do not (unless
-    the run failed already, its failure line saying so)."""
+    the run failed already, its failure line saying so). Where the child saw no such open
+    (C code opens files unseen), names of submission files in a model.py that never uses
+    ``__file__`` give the warning too, not a failure (the code may find them otherwise)."""
     if not diagnosis.relative_opens:
+        if diagnosis.named_without_file and diagnosis.cwd != "elsewhere":
+            line = cwd_line(diagnosis.named_without_file, diagnosis.cwd, seen=False)
+            return dataclasses.replace(report, warnings=report.warnings + (f"cwd: {line}",))
         return report
     line = cwd_line(diagnosis.relative_opens, diagnosis.cwd)
     if diagnosis.cwd != "elsewhere":
