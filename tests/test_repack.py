@@ -161,3 +161,15 @@ def test_repack_gives_a_zip_valid_in_the_codabench_target_with_parity(tmp_path, 
     again = CliRunner().invoke(cli, ["validate", str(out), "--target", "codabench"])
     assert again.exit_code == 0, again.output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_a_repack_that_fails_validation_leaves_nothing(tmp_path):
+    path = student_zip(tmp_path, ".keras")
+    out = tmp_path / "repacked.zip"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(cli, ["repack", str(path), "--out", str(out),
+                                      "--python", str(tmp_path / "no-such-python")])
+    assert result.exit_code == 1
+    assert "cannot start the Python interpreter" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no OUT, no partial file
