@@ -31,7 +31,7 @@ process still knows how far it got. It holds:
     the installed versions of ``keras`` and ``tensorflow`` (from package metadata, without
     importing them), None when absent.
 ``relative_opens``
-    relative paths that model code opened (or listed) during import, ``Model()`` and
+    (a list, empty when none) relative paths that model code opened (or listed) during import, ``Model()`` and
     ``predict`` and that name something inside SUBMISSION_DIR: they resolve against the
     working directory, so they work only when it is the submission folder. Seen through
     an audit hook on Python's ``open``/``os.listdir``/``os.scandir`` events; files opened
@@ -236,7 +236,9 @@ def _watch_relative_opens(result, submission_dir):
     if addaudithook is None:
         return
     prefix = os.path.join(submission_dir, "")
-    found = []
+    # One list, made now and only appended to: the hook may run in a thread of model code
+    # while the main thread writes RESULT.json, which must not see the dict change size.
+    found = result["relative_opens"] = []
     busy = []
 
     def hook(event, args):
@@ -256,7 +258,6 @@ def _watch_relative_opens(result, submission_dir):
             if (inside == submission_dir or inside.startswith(prefix)) and os.path.exists(inside) \
                     and path not in found:
                 found.append(path)
-                result["relative_opens"] = list(found)
         except BaseException:
             pass
         finally:
