@@ -71,6 +71,11 @@ def test_python_work_in_the_original_predict_is_found():
     busy = plain.replace("self.model.predict(X, verbose=0)",
                          "self.model.predict(preprocess(X) / 255.0, verbose=0)")
     assert python_work(busy) == ["model.py:14: preprocess(X)", "model.py:14: preprocess(X) / 255.0"]
+    served = plain.replace("self.model.predict(X, verbose=0)",
+                           "self.model.serve(tf.constant(X, tf.float32)).numpy()")
+    assert python_work(served) == python_work(plain.replace(".predict(", "(")) == []
+    own = busy.replace("preprocess(X)", "self.prep(X)") + "\n    def prep(self, X):\n        return X\n"
+    assert python_work(own) == ["model.py:14: self.prep(X)", "model.py:14: self.prep(X) / 255.0"]
 
 
 def test_a_failed_repack_leaves_nothing_and_an_existing_output_is_kept(tmp_path):

@@ -46,6 +46,8 @@ PLAIN_CALLS = frozenset({
     "convert_to_tensor", "cast", "predict_proba", "concatenate", "int64", "int32",
 })
 """Calls a ``predict`` that only runs the model and takes the argmax may make."""
+MODEL_CALLS = frozenset({"serve", "serving_default", "call", "predict_step"})
+"""Endpoints of a loaded model (``self.artifact.serve(...)``)."""
 
 
 @dataclass(frozen=True)
@@ -131,28 +133,31 @@ def python_work(model_py: str) -> list[str]:
     for node in ast.walk(tree):
         if not (isinstance(node, ast.ClassDef) and node.name == "Model"):
             continue
+        methods = {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
         for method in node.body:
             if not (isinstance(method, ast.FunctionDef) and method.name == "predict"):
                 continue
             for inner in ast.walk(method):
                 if isinstance(inner, ast.BinOp) or (
-                        isinstance(inner, ast.Call) and _call_name(inner) not in PLAIN_CALLS
-                        and not _is_self_attribute_call(inner)):
+                        isinstance(inner, ast.Call) and not _runs_the_model(inner, methods)):
                     segment = ast.get_source_segment(model_py, inner) or ""
                     found.append(f"model.py:{inner.lineno}: {' '.join(segment.split())[:60]}")
     return sorted(set(found), key=lambda s: (int(s.split(":")[1]), s))
 
 
-def _call_name(call: ast.Call) -> str:
+def _runs_the_model(call: ast.Call, methods: set[str]) -> bool:
+    """A call that only runs the loaded model or takes the answer out of its output:
+    ``np.argmax(...)``, ``self.model.predict(X)``, ``self.model(X)``, ``self.m.serve(...)``;
+    not a method of Model's own (``self.preprocess(X)``)."""
     func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-
-
-def _is_self_attribute_call(call: ast.Call) -> bool:
-    """``self.model(X)``: calling the loaded model itself."""
-    func = call.func
-    return (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-            and func.value.id == "self")
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    root = func
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    on_self = isinstance(root, ast.Name) and root.id == "self"
+    if on_self and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return name not in methods  # self.model(X): the model object itself
+    return name in PLAIN_CALLS or (on_self and name in MODEL_CALLS)
 
 
 def probe_images(shape: tuple[int, ...], n: int = PROBE_IMAGES) -> np.ndarray:
@@ -166,13 +171,17 @@ def repack_zip(zip_path: str | Path, out: str | Path, *, validate: bool = True,
                progress: Callable[[str], None] = lambda line: None) -> RepackResult:
     """Repack ``zip_path`` into ``out`` (see the module's docstring). ``python`` (or a
     function making it) and ``conditions`` say where the new zip is validated."""
-    from codabench_kit.packaging.export import export_savedmodel, require_tensorflow
+    from codabench_kit.backend import has_tensorflow
+    from codabench_kit.packaging.export import export_savedmodel
     from codabench_kit.packaging.package import model_py_template, npz_bytes
     from codabench_kit.validation.safe_zip import safe_extract
 
     zip_path, out = Path(zip_path), Path(out)
     ensure_absent(out)
-    require_tensorflow(out_path=out)
+    if not has_tensorflow():
+        raise BuildError("cbk repack loads the model and exports a SavedModel: it needs "
+                         "TensorFlow and Keras here (pip install tensorflow), a Keras that "
+                         "can load the zip's model file")
     work = Path(tempfile.mkdtemp(prefix="cbk-repack-"))
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")
     try:
