@@ -297,3 +297,21 @@ def test_verbose_prints_the_whole_traceback(tmp_path):
     assert "Traceback (most recent call last)" not in quiet.output
     assert "Traceback (most recent call last)" in loud.stderr
     assert 'in helper\n    raise RuntimeError(\'deep down\')' in loud.stderr
+
+
+@pytest.mark.slow
+def test_a_layer_that_cannot_be_rebuilt_is_told_from_the_frame_not_the_word_argument(tmp_path):
+    """A real Keras TypeError inside Model(): its message says "arguments", yet the call
+    Model() was fine; the hint names keras's frame instead."""
+    pytest.importorskip("keras", reason="needs keras installed here")
+    detail = init_error(tmp_path, "def __init__(self):\n"
+                                  "        import keras\n"
+                                  "        keras.layers.deserialize({'module': 'keras.layers', "
+                                  "'class_name': 'Dense', 'config': {'units': 8, "
+                                  "'bogus_axes': None}, 'registered_name': None})")
+    assert detail.startswith("Model() failed: TypeError: Exception encountered: Unrecognized "
+                             "keyword arguments passed to Dense: {'bogus_axes': None} (at "
+                             "model.py:7 in __init__) — raised inside keras ("), detail
+    assert detail.endswith(", not by the call Model(): something model code builds or loads "
+                           "cannot be made by this keras")
+    assert "Codabench calls Model() with no arguments" not in detail
