@@ -127,7 +127,8 @@ def test_cli_budget_and_target_options(tmp_path):
     assert both.exit_code == 2 and "expected --target or --python, not both" in both.output
     unknown = CliRunner().invoke(cli, ["validate", path, "--target", "tf1"])
     assert unknown.exit_code == 1
-    assert "unknown target 'tf1'; expected one of: codabench, current" in unknown.output
+    assert ("unknown target 'tf1'; expected one of: codabench, codabench-example, current"
+            in unknown.output)
 
 
 @pytest.mark.slow

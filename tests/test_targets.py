@@ -18,7 +18,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_unknown_target_names_the_known_ones():
     with pytest.raises(TargetError, match=r"unknown target 'tf1'; expected one of: "
-                                          r"codabench, current"):
+                                          r"codabench, codabench-example, current"):
         get_target("tf1")
 
 

@@ -14,7 +14,7 @@ from codabench_kit import __version__
 from codabench_kit.cli.build import build, init
 from codabench_kit.cli.data import augment, clean
 from codabench_kit.cli.plugins import completion, new_plugin_command, plugins_command
-from codabench_kit.cli.submission import evaluate, history, package, validate
+from codabench_kit.cli.submission import evaluate, history, package, repack, validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +50,7 @@ def cli(ctx, quiet, verbose):
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-for command in (build, init, completion, clean, augment, package, validate, evaluate,
+for command in (build, init, completion, clean, augment, package, validate, repack, evaluate,
                 plugins_command, new_plugin_command, history):
     cli.add_command(command)
 

@@ -1,4 +1,4 @@
-"""``cbk package``, ``cbk validate``, ``cbk evaluate`` and ``cbk history``: what happens
+"""``cbk package``, ``cbk validate``, ``cbk repack``, ``cbk evaluate`` and ``cbk history``: what happens
 to a submission zip once a run is trained."""
 
 from __future__ import annotations
@@ -54,10 +54,17 @@ def package(run_dirs, out, no_validate):
               help="Predict on at most this many images of --data.")
 @click.option("--target", default=None,
               help="Environment to run it in: codabench (TF 2.17.0 + Keras 3.4.1, a venv made "
-                   "once and cached) or current (this interpreter). Default: $CBK_TARGET, "
-                   "else codabench.")
+                   "once and cached, run as the AN2DL ingestion: inside the submission folder), "
+                   "codabench-example (the same venv, run as Codabench's example ingestion: "
+                   "working directory elsewhere, submission last on sys.path) or current (this "
+                   "interpreter). Default: $CBK_TARGET, else codabench.")
 @click.option("--python", "python", type=click.Path(), default=None,
               help="Python interpreter to run the submission with, instead of a --target.")
+@click.option("--conditions", type=click.Choice(["an2dl", "codabench-example"]), default=None,
+              help="How the ingestion runs the zip, whatever the interpreter: an2dl (working "
+                   "directory = the submission, first on sys.path) or codabench-example "
+                   "(working directory elsewhere, submission appended to sys.path). "
+                   "Default: the target's.")
 @click.option("--time-limit", type=click.FloatRange(min=1), default=BUDGET.time_limit_s,
               show_default=True,
               help="Budget: seconds the server allows for Model() plus predicting the hidden "
@@ -71,15 +78,20 @@ def package(run_dirs, out, no_validate):
               default=BUDGET.max_memory_mb, show_default=True,
               help="Budget: most memory the model may use.")
 @core_errors
-def validate(zip_path, data, timeout, num_classes, limit, target, python, time_limit,
-             hidden_images, max_zip_mb, max_memory_mb):
+def validate(zip_path, data, timeout, num_classes, limit, target, python, conditions,
+             time_limit, hidden_images, max_zip_mb, max_memory_mb):
     """Prove that a submission zip runs as Codabench runs it.
 
     Unpacks it safely into a temporary folder, imports model.py in a separate process
     (cwd = the submission) in the target environment, calls Model() and predict(X) on
     uint8 (n, 96, 96, 3) images, and checks the answer; for a cbk zip, that
     predict_proba on its probe matches the trained model within 1e-4 (parity); and that
-    the run fits the budget. Exit status 0 only when every check holds.
+    the run fits the budget. Exit status 0 only when every check holds. A failure says
+    its exception's type and cause (`cbk -v validate` prints the whole traceback), and
+    why when it can tell: a .keras/.h5 saved by a newer Keras than the target's, a
+    TypeError from the call Model() itself or from deeper, a file opened by a path
+    relative to the working directory (a `warn` line where the target runs inside the
+    submission folder, FAIL where it does not).
 
     \b
     Examples:
@@ -89,18 +101,73 @@ def validate(zip_path, data, timeout, num_classes, limit, target, python, time_l
       cbk validate sub.zip --python ~/venv-tf217/bin/python
     """
     from codabench_kit.validation.submission import validate_submission
-    from codabench_kit.validation.targets import interpreter_for
+    from codabench_kit.validation.targets import conditions_for, interpreter_for
 
     interpreter = interpreter_for(target, python, progress=echo_progress)
+    chosen = conditions_for(target, python, conditions)
     budget = Budget(time_limit_s=time_limit, hidden_images=hidden_images,
                     max_zip_mb=max_zip_mb, max_memory_mb=max_memory_mb)
     report = validate_submission(zip_path, data=data, limit=limit, num_classes=num_classes,
                                  timeout=timeout, python=interpreter, budget=budget,
-                                 progress=echo_progress)
+                                 progress=echo_progress, conditions=chosen.name)
     for line in report.lines():
         click.echo(line)
+    if report.traceback and _verbose():
+        click.echo("traceback of the failure, as the submission's process printed it:", err=True)
+        click.echo(report.traceback.rstrip(), err=True)
     click.echo(f"{'valid' if report.ok else 'INVALID'}: {zip_path}")
     sys.exit(0 if report.ok else 1)
+
+
+@click.command()
+@click.argument("zip_path", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="Zip to write (never overwritten).")
+@click.option("--target", default=None,
+              help="Environment to validate the new zip in (as `cbk validate --target`). "
+                   "Default: $CBK_TARGET, else codabench.")
+@click.option("--python", "python", type=click.Path(), default=None,
+              help="Python interpreter to validate the new zip with, instead of a --target.")
+@click.option("--conditions", type=click.Choice(["an2dl", "codabench-example"]), default=None,
+              help="How the ingestion runs the new zip (as `cbk validate --conditions`). "
+                   "Default: the target's.")
+@click.option("--no-validate", is_flag=True, help="Skip validating the new zip.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Seconds allowed for Model() plus predict() when validating.")
+@core_errors
+def repack(zip_path, out, target, python, conditions, no_validate, timeout):
+    """Repack a zip whose model file the target cannot load (a .keras or .h5 saved by a
+    newer Keras than the server's, say) as a SavedModel that it can. Needs TensorFlow.
+
+    Finds the zip's one model file (.keras, .h5/.hdf5 or a SavedModel folder), loads it
+    here with this interpreter's Keras, exports it as a SavedModel with cbk's model.py
+    (predict = argmax of the model's output on float32(X)), checks that both give the same
+    outputs on a probe batch (max |dp| within 1e-4, kept in probe.npz), and validates the
+    new zip in the target. Whatever else the original model.py did (preprocessing such as
+    X / 255, TTA, ensembles) is not carried over: it warns where its predict does more than
+    run the model. Load only zips you trust: the model is loaded in this process.
+
+    \b
+    Examples:
+      cbk repack student.zip --out student-savedmodel.zip
+      cbk repack student.zip --out fixed.zip --target codabench-example
+    """
+    from codabench_kit.packaging.repack import repack_zip
+    from codabench_kit.validation.targets import conditions_for, interpreter_for
+
+    interpreter = None if no_validate else interpreter_for(target, python, progress=echo_progress)
+    chosen = conditions_for(target, python, conditions)
+    result = repack_zip(zip_path, out, validate=not no_validate, python=interpreter,
+                        conditions=chosen.name, timeout=timeout, progress=echo_progress)
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"repacked {result.model_file} (parity max |dp| {result.max_dp:.1e}"
+               f"{'' if no_validate else ', valid in the target'}): {result.out}")
+
+
+def _verbose() -> bool:
+    """Whether ``cbk -v`` was given."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("verbose"))
 
 
 @click.command()

@@ -6,10 +6,15 @@ codabench_kit may not be installed. Do not import codabench_kit here.
 
 Usage::
 
-    python ingest.py SUBMISSION_DIR X_FD ANSWER_FD RESULT.json [PROBE.npy]
+    python ingest.py [--cwd=submission|elsewhere] [--sys-path=first|last]
+                     SUBMISSION_DIR X_FD ANSWER_FD RESULT.json [PROBE.npy]
 
-It changes into SUBMISSION_DIR, puts it first on ``sys.path``, imports ``model.py`` as
-module ``model``, calls ``Model()`` and then ``predict(X)``.
+It changes into SUBMISSION_DIR (``--cwd=submission``, the default) or into an empty
+folder ``program`` beside it (``--cwd=elsewhere``, as Codabench's example ingestion runs
+in ``/app/program``), puts SUBMISSION_DIR first on ``sys.path`` (``--sys-path=first``,
+the default) or appends it to the end (``--sys-path=last``, as the example ingestion
+does), imports ``model.py`` as module ``model``, calls ``Model()`` and then
+``predict(X)``.
 
 The parent (cbk) talks with it over two pipes it owns, X_FD (read here) and ANSWER_FD
 (written here), in frames of a tag byte, an 8-byte big-endian length and the payload:
@@ -18,7 +23,6 @@ end) from X_FD; predict's numeric output goes back as ``A`` (.npy bytes, no pick
 predict_proba's on the probe as ``P``. The parent timestamps the frames as they arrive,
 measures memory itself and checks the answer itself: this script's RESULT.json, which
 model code in the same process could rewrite, only explains failures.
-
 RESULT.json is rewritten (atomically) at every phase, so a parent that has to kill this
 process still knows how far it got. It holds:
 
@@ -32,6 +36,15 @@ process still knows how far it got. It holds:
 ``output``
     ``type``, ``dtype``, ``kind`` (numpy dtype kind), ``shape``, ``saved`` and, for
     unsaved outputs, ``reason`` and a short ``sample``.
+``versions``
+    the installed versions of ``keras`` and ``tensorflow`` (from package metadata, without
+    importing them), None when absent.
+``relative_opens``
+    (a list, empty when none) relative paths that model code opened (or listed) during import, ``Model()`` and
+    ``predict`` and that name something inside SUBMISSION_DIR: they resolve against the
+    working directory, so they work only when it is the submission folder. Seen through
+    an audit hook on Python's ``open``/``os.listdir``/``os.scandir`` events; files opened
+    by C code (h5py, TensorFlow's file system) are not seen.
 ``error``
     on an exception: ``phase``, ``type``, ``message``, ``where`` (the last line of
     submission code involved) and ``traceback`` (its tail).
@@ -53,7 +66,7 @@ import sys
 import time
 import traceback
 
-TRACEBACK_CHARS = 3000
+TRACEBACK_CHARS = 20000
 SAMPLE_CHARS = 200
 
 
@@ -171,8 +184,9 @@ def _receive_images(x_fd, answer_fd, np):
     return X
 
 
-def run(submission_dir, x_fd, answer_fd, result_path, probe_path=None):
-    """Run the submission; always leave a RESULT.json behind unless the process is killed."""
+def run(submission_dir, x_fd, answer_fd, result_path, probe_path=None, conditions=None):
+    """Run the submission; always leave a RESULT.json behind unless the process is killed.
+    ``conditions``: ``{"cwd": "submission"|"elsewhere", "sys_path": "first"|"last"}``."""
     probe_path = os.path.abspath(probe_path) if probe_path else None
     submission_dir = os.path.abspath(submission_dir)
     x_fd, answer_fd = int(x_fd), int(answer_fd)
@@ -184,7 +198,7 @@ def run(submission_dir, x_fd, answer_fd, result_path, probe_path=None):
         _write(result_path, result)
 
     try:
-        np = _setup(enter, result, submission_dir)
+        np = _setup(enter, result, submission_dir, conditions or {})
         model = _init_model(enter, result, _import_model(enter, result))
         y = _predict(enter, result, model, x_fd, answer_fd, np)
         _save_output(enter, result, y, answer_fd, np)
@@ -201,19 +215,91 @@ def run(submission_dir, x_fd, answer_fd, result_path, probe_path=None):
     return 0 if result["ok"] else 1
 
 
-def _setup(enter, result, submission_dir):
-    """Phase ``setup``: import numpy, enter the submission folder; returns numpy."""
+def _setup(enter, result, submission_dir, conditions):
+    """Phase ``setup``: import numpy, enter the working folder the conditions name and put
+    the submission on ``sys.path``; returns numpy. (X arrives later, through a pipe.)"""
     enter("setup")
     import numpy as np
 
     result["numpy"] = np.__version__
+    result["versions"] = _versions(("keras",), ("tensorflow", "tensorflow-cpu"))
 
-    os.chdir(submission_dir)
-    # Mimic Codabench: the submission dir comes first; this script's own folder is not importable.
+    cwd, where = conditions.get("cwd", "submission"), conditions.get("sys_path", "first")
+    result["conditions"] = {"cwd": cwd, "sys_path": where}
+    if cwd == "elsewhere":  # an empty folder of its own, as /app/program in Codabench's worker
+        workdir = os.path.join(os.path.dirname(submission_dir), "program")
+        if not os.path.isdir(workdir):
+            os.mkdir(workdir)
+        os.chdir(workdir)
+    else:
+        os.chdir(submission_dir)
+    # This script's own folder is not importable; the submission goes first (the AN2DL
+    # ingestion) or last (Codabench's example ingestion: sys.path.append(submission_dir)).
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [submission_dir] + [p for p in sys.path if p and os.path.abspath(p) != here]
+    rest = [p for p in sys.path if p and os.path.abspath(p) != here]
+    sys.path[:] = rest + [submission_dir] if where == "last" else [submission_dir] + rest
     sys.modules.pop("model", None)
+    _watch_relative_opens(result, submission_dir)
     return np
+
+
+def _versions(*names):
+    """``{first name: installed version or None}`` for each tuple of distribution names."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8
+        return {}
+    found = {}
+    for candidates in names:
+        found[candidates[0]] = None
+        for name in candidates:
+            try:
+                found[candidates[0]] = metadata.version(name)
+                break
+            except Exception:
+                continue
+    return found
+
+
+WATCHED_PHASES = ("import", "init", "predict")
+MAX_RELATIVE_OPENS = 10
+
+
+def _watch_relative_opens(result, submission_dir):
+    """Record in ``result["relative_opens"]`` the relative paths model code opens or lists
+    during :data:`WATCHED_PHASES` that name something inside ``submission_dir``."""
+    addaudithook = getattr(sys, "addaudithook", None)
+    if addaudithook is None:
+        return
+    prefix = os.path.join(submission_dir, "")
+    # One list, made now and only appended to: the hook may run in a thread of model code
+    # while the main thread writes RESULT.json, which must not see the dict change size.
+    found = result["relative_opens"] = []
+    busy = []
+
+    def hook(event, args):
+        if event not in ("open", "os.listdir", "os.scandir") or busy:
+            return
+        if result.get("phase") not in WATCHED_PHASES or len(found) >= MAX_RELATIVE_OPENS:
+            return
+        busy.append(True)
+        try:  # an exception here would abort model code's open: swallow everything
+            path = args[0] if args else None
+            if path is None or isinstance(path, int):
+                return
+            path = os.fsdecode(os.fspath(path))
+            if not path or os.path.isabs(path):
+                return
+            inside = os.path.normpath(os.path.join(submission_dir, path))
+            if (inside == submission_dir or inside.startswith(prefix)) and os.path.exists(inside) \
+                    and path not in found:
+                found.append(path)
+        except BaseException:
+            pass
+        finally:
+            busy.pop()
+
+    addaudithook(hook)
 
 
 def _import_model(enter, result):
@@ -280,11 +366,26 @@ def _error(exc, phase, submission_dir):
     return error
 
 
+USAGE = ("usage: python ingest.py [--cwd=submission|elsewhere] [--sys-path=first|last] "
+         "SUBMISSION_DIR X_FD ANSWER_FD RESULT.json [PROBE.npy]\n")
+OPTIONS = {"--cwd": ("cwd", ("submission", "elsewhere")), "--sys-path": ("sys_path", ("first", "last"))}
+
+
 def main(argv):
-    if len(argv) not in (4, 5):
-        sys.stderr.write("usage: python ingest.py SUBMISSION_DIR X_FD ANSWER_FD RESULT.json [PROBE.npy]\n")
+    conditions, positional = {}, []
+    for arg in argv:
+        name, _, value = arg.partition("=")
+        if name in OPTIONS and value in OPTIONS[name][1]:
+            conditions[OPTIONS[name][0]] = value
+        elif arg.startswith("--"):
+            sys.stderr.write(USAGE)
+            return 2
+        else:
+            positional.append(arg)
+    if len(positional) not in (4, 5):
+        sys.stderr.write(USAGE)
         return 2
-    return run(*argv)
+    return run(*positional, conditions=conditions)
 
 
 if __name__ == "__main__":

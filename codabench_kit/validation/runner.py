@@ -45,9 +45,12 @@ from codabench_kit.validation.safe_zip import (
 )
 from codabench_kit.validation.channel import Channel, Measured
 from codabench_kit.validation.check import Check, printable, printable_lines
+from codabench_kit.validation.diagnosis import (Diagnosis, cause, cwd_line, diagnose, error_hint,
+                                                preview_lines)
 from codabench_kit.validation.cleanup import make_workdir, remove_tree, sweep_stale
 from codabench_kit.validation.fidelity import Budget, Probe, check_parity, read_probe
 from codabench_kit.validation.sandbox import Sandbox, choose_sandbox, python_paths
+from codabench_kit.validation.targets import CONDITIONS, Conditions, get_conditions
 
 INGEST_SCRIPT = Path(__file__).with_name("ingest.py")
 IMAGE_SHAPE = (96, 96, 3)
@@ -93,6 +96,8 @@ class ValidationReport:
     """The tail of the traceback when model code raised."""
     sandbox: str | None = None
     """How model code was confined, e.g. ``sandbox: bwrap (read-only fs, no network)``; None if it never ran."""
+    warnings: tuple[str, ...] = ()
+    """Findings that do not fail here but would under other conditions, as ``name: line``."""
 
     @property
     def ok(self) -> bool:
@@ -100,7 +105,8 @@ class ValidationReport:
 
     def lines(self) -> list[str]:
         """One line per check, e.g. ``ok    load: Model() ready in 2.31 s``."""
-        return [f"{'ok' if c.ok else 'FAIL':<6}{c.name}: {c.detail}" for c in self.checks]
+        return ([f"{'ok' if c.ok else 'FAIL':<6}{c.name}: {c.detail}" for c in self.checks]
+                + [f"{'warn':<6}{line}" for line in self.warnings])
 
 
 def validate_zip(
@@ -117,6 +123,7 @@ def validate_zip(
     max_ratio: float = DEFAULT_MAX_RATIO,
     sandbox: str | None = None,
     budget: Budget | None = None,
+    conditions: str | None = None,
 ) -> ValidationReport:
     """Unpack ``zip_path`` safely, run ``Model().predict(images)`` in a child process, check the answer.
 
@@ -129,10 +136,12 @@ def validate_zip(
     a report with ``ok`` False; bad arguments, or a forced sandbox that does not work here,
     raise :class:`~codabench_kit.errors.CbkError`. A zip with a parity probe (cbk's) adds
     the ``parity`` check; ``budget`` adds the ``budget`` check (:mod:`.fidelity`).
+    ``conditions`` names how the ingestion runs it (:data:`~.targets.CONDITIONS`; default
+    ``an2dl``: inside the submission folder, first on ``sys.path``).
     """
     job = _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget,
                limits=dict(max_total_bytes=max_total_bytes, max_entries=max_entries,
-                           max_ratio=max_ratio))
+                           max_ratio=max_ratio), conditions=conditions)
     sweep_stale()  # folders of a cbk killed before it could clean up
     workdir = make_workdir()
     try:
@@ -157,6 +166,7 @@ class _Job:
     limits: dict[str, Any]
     """``safe_extract``'s limits: max_total_bytes, max_entries, max_ratio."""
     say: Callable[[str], None]
+    conditions: Conditions = CONDITIONS["an2dl"]
 
 
 def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
@@ -172,16 +182,41 @@ def _validate_in(job: _Job, workdir: Path) -> ValidationReport:
     except ZipRejectedError as exc:
         return ValidationReport(checks=(Check("zip", False, str(exc)),))
     checks = [Check("zip", True, summary.describe())]
+    diagnosis = diagnose(submission, job.conditions.cwd, job.zip_path.name)  # before model code runs
+    for line in preview_lines(diagnosis):
+        job.say(line)
     probe = _write_inputs(io_dir, submission, job.say)
     n, timeout, interpreter = len(job.images), job.timeout, job.interpreter
     job.say(job.confinement.describe())
     job.say(f"running Model() and predict() on {n} images with {interpreter} (timeout {timeout:g} s)")
     channel = Channel(job.images)
-    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None, channel)
+    run = _run_ingest(interpreter, submission, workdir, job.confinement, timeout, probe is not None, channel,
+                      job.conditions.ingest_args())
+    run.diagnosis = diagnosis.after_run(run.result)
     report = _report(run, checks, job.labels, n, job.num_classes, timeout, interpreter, job.say,
                      probing=probe is not None)
     report = _fidelity(report, run, probe, job.budget, job.zip_path, n, timeout, interpreter)
+    report = _working_directory(report, run.diagnosis)
     return dataclasses.replace(report, sandbox=job.confinement.describe())
+
+
+def _working_directory(report: ValidationReport, diagnosis: Diagnosis) -> ValidationReport:
+    """Model code that opened submission files by relative paths: a warning where the
+    conditions run it inside its folder, a failing ``cwd`` check where they do not (unless
+    the run failed already, its failure line saying so). Where the child saw no such open
+    (C code opens files unseen), names of submission files in a model.py that never uses
+    ``__file__`` give the warning too, not a failure (the code may find them otherwise)."""
+    if not diagnosis.relative_opens:
+        if diagnosis.named_without_file and diagnosis.cwd != "elsewhere":
+            line = cwd_line(diagnosis.named_without_file, diagnosis.cwd, seen=False)
+            return dataclasses.replace(report, warnings=report.warnings + (f"cwd: {line}",))
+        return report
+    line = cwd_line(diagnosis.relative_opens, diagnosis.cwd)
+    if diagnosis.cwd != "elsewhere":
+        return dataclasses.replace(report, warnings=report.warnings + (f"cwd: {line}",))
+    if not report.ok:
+        return report
+    return dataclasses.replace(report, checks=report.checks + (Check("cwd", False, line),))
 
 
 def _write_inputs(io_dir: Path, submission: Path, say: Callable[[str], None]) -> Probe | None:
@@ -198,7 +233,7 @@ def _write_inputs(io_dir: Path, submission: Path, say: Callable[[str], None]) ->
 
 
 def _job(zip_path, images, labels, num_classes, timeout, python, progress, sandbox, budget, *,
-         limits: dict[str, Any]) -> _Job:
+         limits: dict[str, Any], conditions: str | None = None) -> _Job:
     """Check :func:`validate_zip`'s arguments (raising on the first bad one) and gather them;
     finds the interpreter and picks the sandbox."""
     say = progress or (lambda _line: None)
@@ -211,8 +246,9 @@ def _job(zip_path, images, labels, num_classes, timeout, python, progress, sandb
     zip_path = Path(zip_path)
     interpreter = _find_interpreter(python)
     confinement = choose_sandbox(sandbox)
+    chosen = get_conditions(conditions) if conditions else CONDITIONS["an2dl"]
     return _Job(zip_path, images, labels, num_classes, timeout, interpreter, confinement, budget,
-                limits, say)
+                limits, say, chosen)
 
 
 def _find_interpreter(python: str | os.PathLike[str] | None) -> str:
@@ -271,6 +307,7 @@ class _Run:
     sandbox: Sandbox
     measured: Measured
     """What cbk measured and received itself; ``result`` (the child's own record) only explains failures."""
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
 
 
 class _Tail(threading.Thread):
@@ -314,11 +351,12 @@ def _child_env(workdir: Path, interpreter: str = sys.executable) -> dict[str, st
 
 def _run_ingest(
     interpreter: str, submission: Path, workdir: Path, sandbox: Sandbox, timeout: float, probe: bool,
-    channel: Channel,
+    channel: Channel, options: list[str] | None = None,
 ) -> _Run:
     io_dir = workdir / "io"
     result_path = io_dir / "result.json"
-    cmd = [interpreter, str(INGEST_SCRIPT), str(submission), *channel.argv, str(result_path)]
+    cmd = [interpreter, str(INGEST_SCRIPT), *(options or []), str(submission), *channel.argv,
+           str(result_path)]
     if probe:
         cmd.append(str(io_dir / "probe.npy"))
     env = _child_env(workdir, interpreter)
@@ -565,7 +603,7 @@ def _failure_line(
     if run.timed_out:
         return f"timed out after {timeout:g} s during {during}"
     if error is not None:
-        return _error_line(error, interpreter, run.sandbox)
+        return _error_line(error, interpreter, run.sandbox, run.diagnosis)
     if not result:
         last = _last_line(run.tail)
         return (
@@ -599,10 +637,13 @@ def _squash(text: Any, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox) -> str:
-    """One line for an exception recorded by ingest.py, with a hint for the usual mistakes."""
+def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox,
+                diagnosis: Diagnosis | None = None) -> str:
+    """One line for an exception recorded by ingest.py: its type and the last line of its
+    message (where a long message, Keras's, says its cause), and a hint from what failed
+    (:func:`~.diagnosis.error_hint`), else for the usual mistakes."""
     phase, kind = str(error.get("phase")), str(error.get("type"))
-    message = _squash(error.get("message", ""))
+    message = cause(error.get("message", ""))
     where = f" (at {error['where']})" if error.get("where") else ""
     during = _PHASE_WORDS.get(phase, phase)
     if kind == "SystemExit":
@@ -618,17 +659,18 @@ def _error_line(error: dict[str, Any], interpreter: str, sandbox: Sandbox) -> st
         "output": "predict's output could not be turned into an array",
         "probe": "predict_proba on the parity probe raised",
     }.get(phase, f"{phase} failed")
-    hint = ""
-    if kind in ("ModuleNotFoundError", "ImportError") and phase != "setup":
+    found = error_hint(error, diagnosis)
+    hint = f" — {found}" if found else ""
+    if hint:
+        pass
+    elif kind in ("ModuleNotFoundError", "ImportError") and phase != "setup":
         hint = " — bundle your own modules in the zip; the server provides numpy and tensorflow"
     elif kind == "ModuleNotFoundError" and phase == "setup":
         hint = " — install numpy in that interpreter"
-    elif kind == "TypeError" and phase == "init" and "argument" in message:
-        hint = " — Codabench calls Model() with no arguments"
     elif kind == "FileNotFoundError" and phase in ("import", "init"):
         hint = " — model code runs with the unpacked zip as its working folder; is the file in the zip?"
     elif sandbox.read_only and "Read-only file system" in message:
-        hint = " — validate lets model code write only in its own folder and tempfile's"
+        hint = " — validate lets model code write only in its temporary folder ($HOME and $TMPDIR)"
     elif sandbox.no_network and (kind == "gaierror" or any(w in message for w in _NETWORK_WORDS)):
         hint = " — validate runs model code without network access; bundle what it needs in the zip"
     return f"{head}: {kind}: {message}{where}{hint}"

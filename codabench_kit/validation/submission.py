@@ -49,15 +49,18 @@ def validate_submission(zip_path: str | Path, *, data: str | Path | None = None,
                         limit: int | None = None, num_classes: int = NUM_CLASSES,
                         timeout: float = TIMEOUT_S, python: Callable[[], str] | str | None = None,
                         budget: Budget | None = None,
-                        progress: Callable[[str], None] | None = None) -> ValidationReport:
+                        progress: Callable[[str], None] | None = None,
+                        conditions: str | None = None) -> ValidationReport:
     """Validate ``zip_path`` on ``data`` (see :func:`validation_images`); with recorded
     predictions, the report has an ``agreement`` check too. ``python`` may be a function
-    that makes the interpreter (a target's venv), called after the inputs are checked."""
+    that makes the interpreter (a target's venv), called after the inputs are checked;
+    ``conditions`` names how the ingestion runs it (see :data:`~.targets.CONDITIONS`)."""
     images, labels, expected = validation_images(data, num_classes=num_classes, limit=limit)
     interpreter = python() if callable(python) else python
     report = validate_zip(zip_path, images=images, labels=labels, num_classes=num_classes,
                           timeout=timeout, python=interpreter, progress=progress,
-                          budget=budget if budget is not None else Budget())
+                          budget=budget if budget is not None else Budget(),
+                          conditions=conditions)
     if expected is None or report.predictions is None:
         return report
     return dataclasses.replace(
