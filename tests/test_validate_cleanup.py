@@ -52,7 +52,7 @@ def test_remove_tree_deep_and_locked(tmp_path):
 
 DEEP_MODEL = f"""\
 import os
-fd = os.open('.', os.O_RDONLY)
+fd = os.open(os.environ.get('TMPDIR') or os.path.expanduser('~'), os.O_RDONLY)  # writable there
 for _ in range({DEPTH}):
     os.mkdir('d', dir_fd=fd)
     child = os.open('d', os.O_RDONLY, dir_fd=fd)

@@ -12,6 +12,8 @@ runner's failure line asks :func:`error_hint` for the one hint that fits.
 
 from __future__ import annotations
 
+import os
+
 import json
 import re
 import zipfile
@@ -76,8 +78,8 @@ def diagnose(submission: Path, cwd: str = "submission", zip_name: str = "ZIP") -
     """Read the submission's model files and names; runs no model code."""
     submission = Path(submission)
     files, names = [], set()
-    for path in sorted(submission.rglob("*")):
-        relative = path.relative_to(submission).as_posix()
+    for relative in _entries(submission):
+        path = submission / relative
         if len(names) < 500:
             names.add(relative)
         if path.is_file() and path.suffix.lower() in MODEL_SUFFIXES:
@@ -92,6 +94,26 @@ def diagnose(submission: Path, cwd: str = "submission", zip_name: str = "ZIP") -
                                          frozenset(names)))
     return Diagnosis(tuple(files), frozenset(names), cwd, zip_name=zip_name,
                      named_without_file=named)
+
+
+def _entries(root: Path, max_depth: int = 32, max_entries: int = 10_000) -> list[str]:
+    """Relative POSIX paths under ``root``, sorted, without recursion (a zip may ship a
+    tree thousands of folders deep): at most ``max_depth`` levels and ``max_entries``
+    entries, symlinks not followed."""
+    found: list[str] = []
+    stack = [("", 0)]
+    while stack and len(found) < max_entries:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, folder) if folder else root) as entries:
+                for entry in entries:
+                    relative = f"{folder}/{entry.name}" if folder else entry.name
+                    found.append(relative)
+                    if depth + 1 < max_depth and entry.is_dir(follow_symlinks=False):
+                        stack.append((relative, depth + 1))
+        except OSError:
+            continue
+    return sorted(found[:max_entries])
 
 
 def names_without_file(source: str, names: frozenset[str]) -> list[str]:
