@@ -33,7 +33,7 @@ isolated = test_validate.isolated  # the fixture: cwd, tempfile's folder and HOM
 
 KINDS = ["bwrap", "unshare"]
 NO_NETWORK_HINT = "— validate runs model code without network access; bundle what it needs in the zip"
-READ_ONLY_HINT = "— validate lets model code write only in its own folder and tempfile's"
+READ_ONLY_HINT = "— validate lets model code write only in its temporary folder ($HOME and $TMPDIR)"
 FALLBACK_TAIL = " — model code runs with your permissions and network access"
 AS_ROOT = ", process limit (run as root)" if os.geteuid() == 0 else ""
 """The kernel does not apply RLIMIT_NPROC to root, and the sandbox line says so."""

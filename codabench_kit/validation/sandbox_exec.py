@@ -25,7 +25,7 @@ private mount namespace with ``/proc`` of the new PID namespace, it:
 1. with ``--writable DIR``: builds a new root on a tmpfs holding read-only binds of the
    system paths, the ETC_FILES of ``/etc``, ``/proc`` (read-only: no sysctl writes), each ``--visible`` path, DIR bound
    writable with each ``--read-only`` path read-only again, and a minimal ``/dev`` (null,
-   zero, full, random, urandom, tty, a private ``shm``, GPU nodes); ``pivot_root``\s into it
+   zero, full, random, urandom, tty, a private ``shm``, GPU nodes); pivots into it with ``pivot_root``
    and detaches the old root, so the caller's home, ``/tmp`` and ``/run`` are gone;
 2. sets no_new_privs and empties its capability bounding set, so model code, though uid 0
    in the namespace, has no capabilities and cannot mount anything;
