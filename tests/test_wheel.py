@@ -20,17 +20,22 @@ def test_wheel_contents(tmp_path):
         names = archive.namelist()
         entry_points = next(archive.read(n).decode() for n in names
                             if n.endswith("entry_points.txt"))
-    for expected in ("codabench_kit/cli.py", "codabench_kit/plugins/backbones.py",
+    source = ROOT / "codabench_kit"
+    packages = sorted(p.parent.relative_to(ROOT).as_posix() for p in source.rglob("__init__.py"))
+    for package in packages:  # every package of the source tree, the pipeline's folders too
+        assert f"{package}/__init__.py" in names, package
+    for expected in ("codabench_kit/cli/group.py", "codabench_kit/build/run.py",
+                     "codabench_kit/plugins/backbones.py",
                      "codabench_kit/plugins/augmenters/__init__.py",
                      "codabench_kit/plugins/augmenters/policies.py", "codabench_kit/templates/model.py",
-                     "codabench_kit/validation/ingest.py",
+                     "codabench_kit/validation/ingest.py", "codabench_kit/validation/sandbox_exec.py",
                      "codabench_kit/templates/plugin/pyproject.toml.tmpl",
                      "codabench_kit/templates/plugin/kinds/augmenter.py.tmpl"):
         assert expected in names
     tops = {name.split("/")[0] for name in names}
     assert all(top == "codabench_kit" or top.endswith(".dist-info") for top in tops), tops
-    assert "[codabench_kit]" in entry_points
-    assert "backbones = codabench_kit.plugins.backbones" in entry_points
+    # The built-ins are registered by cbk itself (DEFAULT_PLUGINS), not as entry points.
+    assert "[codabench_kit]" not in entry_points
     assert "cbk = codabench_kit.cli:main" in entry_points
 
     # Installed from the wheel (not the source tree), the plugins load and list.
