@@ -94,10 +94,12 @@ def test_memory_is_projected_to_the_hidden_images(isolated):
     report = validate(write_zip(Path("sub.zip"), {"model.py": model(predict=grow)}),
                       budget=Budget(hidden_images=2000, max_memory_mb=2000))
     budget = report.checks[-1]
-    assert budget.name == "budget" and not budget.ok, report.lines()
+    # Said, not failed on: the projection is an upper bound (it scales one-off allocations too).
+    assert budget.name == "budget" and budget.ok, report.lines()
     assert f"peak memory {report.peak_mb:.0f} MB on 32 images, projected " in budget.detail
     projected = float(budget.detail.split("projected ")[1].split(" MB")[0])
     assert projected > 3000  # 64 MB of growth on 32 images is about 4,000 MB on 2,000
+    assert "a linear upper bound from 32 images that may go over the limit" in budget.detail
     ok = validate(write_zip(Path("sub2.zip"), {"model.py": model(predict=grow)}),
                   budget=Budget(hidden_images=2000))
     assert ok.ok and "projected" in ok.checks[-1].detail and "of 8192 MB" in ok.checks[-1].detail
