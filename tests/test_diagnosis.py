@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import textwrap
 import zipfile
 from dataclasses import replace
@@ -287,7 +288,9 @@ def test_the_version_line_reaches_the_fail_line_and_the_file_is_named_before_run
         "NEW.zip`)")
 
 
-def test_verbose_prints_the_whole_traceback(tmp_path):
+def test_verbose_prints_the_whole_traceback(tmp_path, monkeypatch):
+    # `cbk -v` sets TF_CPP_MIN_LOG_LEVEL=0 for TensorFlow: in this process, for this test only.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     source = RELATIVE_LOADER.replace('self.w = np.load("weights.npy")', "self.w = helper()") \
         + "\n\ndef helper():\n    raise RuntimeError('deep down')\n"
     path = str(zip_with(tmp_path / "deep.zip", source))
