@@ -33,11 +33,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import test_sandbox
 import test_validate
 from test_validate import model, validate, write_zip
 
-from codabench_kit.errors import CbkError
-from codabench_kit.validation.sandbox import Sandbox, choose_sandbox, python_paths
+from codabench_kit.validation.sandbox import Sandbox, python_paths
 
 isolated = test_validate.isolated  # the fixture: cwd, tempfile's folder and HOME under tmp_path
 
@@ -48,13 +48,7 @@ CONTAINED = "return np.zeros(len(X), dtype=int)"
 
 def sandbox_with(kind: str, protection: str) -> Sandbox:
     """The ``kind`` sandbox, or skip saying why it does not work here or lacks ``protection``."""
-    try:
-        chosen = choose_sandbox(kind)
-    except CbkError as exc:
-        pytest.skip(f"no {kind} sandbox on this machine: {exc}")
-    if protection not in chosen.protections:
-        pytest.skip(f"{chosen.describe()}: no {protection!r} on this machine")
-    return chosen
+    return test_sandbox.confined(kind, protection=protection)
 
 
 def run(kind: str, init: str, *, timeout: float = 30, predict: str = CONTAINED, top: str = ""):

@@ -39,14 +39,17 @@ AS_ROOT = ", process limit (run as root)" if os.geteuid() == 0 else ""
 """The kernel does not apply RLIMIT_NPROC to root, and the sandbox line says so."""
 
 
-def confined(kind: str, *, read_only: bool = False) -> Sandbox:
-    """The ``kind`` sandbox, or skip saying why it is not available here."""
+def confined(kind: str, *, read_only: bool = False, protection: str | None = None) -> Sandbox:
+    """The ``kind`` sandbox, or skip saying why it is not available here, cannot make the
+    file system read-only (``read_only``) or lacks ``protection``."""
     try:
         chosen = choose_sandbox(kind)
     except CbkError as exc:
         pytest.skip(f"no {kind} sandbox on this machine: {exc}")
     if read_only and not chosen.read_only:
         pytest.skip(f"{chosen.describe()}: the file system cannot be made read-only here")
+    if protection is not None and protection not in chosen.protections:
+        pytest.skip(f"{chosen.describe()}: no {protection!r} on this machine")
     return chosen
 
 
@@ -266,8 +269,17 @@ def test_fallback_when_nothing_is_installed(isolated, monkeypatch):
     )
 
 
-def test_network_only_when_mount_namespaces_fail(isolated, listener, monkeypatch):
-    """``unshare -r -n`` works but ``-m`` does not: no network, the file system as it is, and it says so."""
+@pytest.mark.parametrize("flag, error, protections, missing", [
+    ("-m", "unshare: cannot change root filesystem propagation: Permission denied",
+     "no network, own pid/ipc/uts namespaces, limits",
+     "read-only fs, own mount namespace, minimal /dev, no home, /tmp or /run"),
+    ("-p", "unshare: unshare failed: Invalid argument", "no network, limits",
+     "read-only fs, own pid/ipc/uts/mount namespaces, minimal /dev, no home, /tmp or /run"),
+], ids=["mount-namespaces-fail", "pid-namespaces-fail-too"])
+def test_unshare_without_some_namespaces_says_what_is_missing(isolated, listener, monkeypatch, flag,
+                                                             error, protections, missing):
+    """``unshare`` works but not with ``flag`` (``-m``: no mount namespace; ``-p``: only
+    ``unshare -r -n`` is left): no network, and the line lists every missing protection."""
     real = shutil.which("unshare")
     if real is None:
         pytest.skip("unshare is not installed")
@@ -275,7 +287,7 @@ def test_network_only_when_mount_namespaces_fail(isolated, listener, monkeypatch
     fakes = fake_programs(Path("fake-bin").absolute(), {"unshare": f"""\
 for a in "$@"; do
     [ "$a" = "--" ] && break
-    [ "$a" = "-m" ] && {{ echo 'unshare: cannot change root filesystem propagation: Permission denied' >&2; exit 1; }}
+    [ "$a" = "{flag}" ] && {{ echo '{error}' >&2; exit 1; }}
 done
 exec "{real}" "$@"
 """})  # fmt: skip
@@ -284,31 +296,7 @@ exec "{real}" "$@"
     report = validate(write_zip(Path("sub.zip"), {"model.py": connecting_model(listener)}))
     line = assert_rejected(report, "predict", "predict(X) raised: ")
     assert line.endswith(NO_NETWORK_HINT)
-    assert report.sandbox == ("sandbox: unshare (no network, own pid/ipc/uts namespaces, limits; missing: "
-                              f"read-only fs, own mount namespace, minimal /dev, no home, /tmp or /run{AS_ROOT} — "
-                              "unshare: cannot change root filesystem propagation: Permission denied)")  # fmt: skip
-
-
-def test_network_only_when_pid_namespaces_fail_too(isolated, listener, monkeypatch):
-    """Only ``unshare -r -n`` works: no network, and the line lists every other protection as missing."""
-    real = shutil.which("unshare")
-    if real is None:
-        pytest.skip("unshare is not installed")
-    confined("unshare")
-    fakes = fake_programs(Path("fake-bin").absolute(), {"unshare": f"""\
-for a in "$@"; do
-    [ "$a" = "--" ] && break
-    [ "$a" = "-p" ] && {{ echo 'unshare: unshare failed: Invalid argument' >&2; exit 1; }}
-done
-exec "{real}" "$@"
-"""})  # fmt: skip
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fakes / name) if name == "unshare" else None)
-    report = validate(write_zip(Path("sub.zip"), {"model.py": connecting_model(listener)}))
-    line = assert_rejected(report, "predict", "predict(X) raised: ")
-    assert line.endswith(NO_NETWORK_HINT)
-    assert report.sandbox == ("sandbox: unshare (no network, limits; missing: read-only fs, own pid/ipc/uts/mount "
-                              f"namespaces, minimal /dev, no home, /tmp or /run{AS_ROOT} — unshare: unshare failed: "
-                              "Invalid argument)")  # fmt: skip
+    assert report.sandbox == f"sandbox: unshare ({protections}; missing: {missing}{AS_ROOT} — {error})"
 
 
 def test_forced_sandbox_that_does_not_work_is_an_error(isolated, monkeypatch):
