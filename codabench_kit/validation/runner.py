@@ -57,6 +57,8 @@ IMAGE_SHAPE = (96, 96, 3)
 DEFAULT_NUM_IMAGES = 32
 TIMEOUT_S = 600.0
 """Seconds allowed for ``Model()`` plus ``predict`` (default)."""
+NUM_CLASSES = 8
+"""Classes of the AN2DL blood-cell challenge, the default everywhere a count is asked."""
 TAIL_CHARS = 2000
 
 _STAGE_OF_PHASE = {
@@ -114,7 +116,7 @@ def validate_zip(
     *,
     images: np.ndarray | None = None,
     labels: np.ndarray | None = None,
-    num_classes: int = 8,
+    num_classes: int = NUM_CLASSES,
     timeout: float = TIMEOUT_S,
     python: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,

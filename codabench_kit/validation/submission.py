@@ -12,10 +12,7 @@ import numpy as np
 
 from codabench_kit.validation.check import Check
 from codabench_kit.validation.fidelity import Budget
-from codabench_kit.validation.runner import TIMEOUT_S, ValidationReport, validate_zip
-
-NUM_CLASSES = 8
-"""Classes of the AN2DL blood-cell challenge, the default everywhere a count is asked."""
+from codabench_kit.validation.runner import NUM_CLASSES, TIMEOUT_S, ValidationReport, validate_zip
 
 
 def validation_images(data: str | Path | None, *, num_classes: int = NUM_CLASSES,

@@ -62,12 +62,17 @@ CONDITIONS = {
 }
 
 
-def get_conditions(name: str) -> Conditions:
+def _lookup(table: dict, what: str, name: str):
+    """``table[name]``, or a :class:`TargetError` naming what was expected."""
     try:
-        return CONDITIONS[name]
+        return table[name]
     except KeyError:
-        raise TargetError(f"unknown conditions {name!r}; expected one of: "
-                          + ", ".join(CONDITIONS)) from None
+        raise TargetError(f"unknown {what} {name!r}; expected one of: "
+                          + ", ".join(table)) from None
+
+
+def get_conditions(name: str) -> Conditions:
+    return _lookup(CONDITIONS, "conditions", name)
 
 
 @dataclass(frozen=True)
@@ -112,11 +117,7 @@ MARKER = "cbk-target.json"
 
 
 def get_target(name: str) -> Target:
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise TargetError(f"unknown target {name!r}; expected one of: "
-                          + ", ".join(TARGETS)) from None
+    return _lookup(TARGETS, "target", name)
 
 
 def cache_dir() -> Path:
