@@ -27,12 +27,15 @@ EXTRA = "pip install 'codabench-kit[kerascv]'"
 @hookimpl
 def register_augmenters(register):
     register("kerascv-randaugment", make_randaugment, requires="keras-cv",
+             FAMILIES=("color", "geometry"),
              description="keras_cv.layers.RandAugment (needs the kerascv extra). magnitude: "
                          "the layer's magnitude (its standard deviation 0.15).")
     register("kerascv-augmix", make_augmix, requires="keras-cv",
+             FAMILIES=("color", "geometry"),
              description="keras_cv.layers.AugMix (needs the kerascv extra). magnitude: the "
                          "layer's severity.")
     register("kerascv-gridmask", make_gridmask, requires="keras-cv",
+             FAMILIES=("microscopy",),
              description="keras_cv.layers.GridMask (needs the kerascv extra). magnitude: the "
                          "largest hole ratio of the grid's period.")
 

@@ -42,6 +42,9 @@ class BuildConfig:
     heldout_policy: str = DEFAULT_POLICY
     """How the held-out augmented test set is drawn (see
     :func:`codabench_kit.evaluation.heldout.parse_policy`)."""
+    holdout_families: list[str] = field(default_factory=list)
+    """Corruption families to keep out of training and test on; empty: every family no
+    augmenter simulates (see :mod:`codabench_kit.evaluation.families`)."""
 
 
 DEFAULTS = BuildConfig()

@@ -30,6 +30,8 @@ class BuildInputs:
     dataset: Any
     recipe: Any
     """The head and training recipe (codabench_kit.training.recipe.Recipe)."""
+    holdout: Any = None
+    """The held-out corruption families (codabench_kit.evaluation.families.HoldoutPlan)."""
 
 
 def default_zip_name(backbone: str, now: datetime | None = None) -> str:
@@ -41,12 +43,14 @@ def check_inputs(config: BuildConfig, registry) -> BuildInputs:
     """Check every input and resolve the selection, paths and data; no work is done."""
     from codabench_kit.backend import choose_backend
     from codabench_kit.components.selection import select
+    from codabench_kit.evaluation.families import plan_holdout
     from codabench_kit.evaluation.heldout import parse_policy
     from codabench_kit.training.recipe import Recipe, split_recipe_settings
 
     settings, recipe_settings = split_recipe_settings(config.settings)
     file_settings, recipe_file_settings = split_recipe_settings(config.file_settings)
     selection = select(registry, config.plugins, settings, file_settings)
+    holdout = plan_holdout(selection, config.holdout_families)
     recipe = Recipe.from_settings(recipe_settings, recipe_file_settings)
     weights = _check_weights(config, selection.one("backbone"))
     _check_numbers(config)
@@ -63,7 +67,7 @@ def check_inputs(config: BuildConfig, registry) -> BuildInputs:
     tta.create(**selection.options_for(tta.name))  # a bad TTA option fails before training
     parse_policy(config.heldout_policy)  # a bad policy string fails before any work
     return BuildInputs(selection, cleaners, weights, paths, keep_run, exports_here,
-                       _load_data(config), recipe)
+                       _load_data(config), recipe, holdout)
 
 
 def _check_weights(config: BuildConfig, backbone) -> str | None:

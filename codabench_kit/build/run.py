@@ -33,7 +33,7 @@ def run_build(config: BuildConfig, registry, progress: Progress = lambda s: None
         # The backbone first: fetching ImageNet weights is the likeliest early failure.
         classifier, backbone = _build_classifier(inputs, progress)
         clean, outcome = _clean(config, inputs, progress)
-        parts, heldout = _split(config, clean, progress)
+        parts, heldout = _split(config, inputs, clean, progress)
         training = _train(config, inputs, clean, outcome, parts, classifier, backbone,
                           progress)
     finally:
@@ -125,9 +125,12 @@ def _clean(config: BuildConfig, inputs: BuildInputs, progress):
     return inputs.dataset.subset(outcome.index), outcome
 
 
-def _split(config: BuildConfig, clean, progress) -> tuple[tuple, HeldoutSets]:
-    """Stratified split, and the held-out sets (clean and augmented test images)."""
+def _split(config: BuildConfig, inputs: BuildInputs, clean, progress
+           ) -> tuple[tuple, HeldoutSets]:
+    """Stratified split, and the held-out sets (clean and augmented test images, these
+    corrupted by the held-out families)."""
     from codabench_kit.data.split import stratified_split
+    from codabench_kit.evaluation.families import heldout_corruptions
     from codabench_kit.evaluation.heldout import HELDOUT_SEED, make_heldout_set, parse_policy
 
     policy = parse_policy(config.heldout_policy)
@@ -136,13 +139,18 @@ def _split(config: BuildConfig, clean, progress) -> tuple[tuple, HeldoutSets]:
                              class_names=clean.class_names)
     progress(f"split: {len(parts[0])} train, {len(parts[1])} validation, {len(parts[2])} test")
     images, labels = clean.images[parts[2]], clean.labels[parts[2]]
-    augmented = make_heldout_set(images, policy, seed=HELDOUT_SEED)
+    holdout = inputs.holdout
+    for line in holdout.lines():
+        progress(line)
+    augmented = make_heldout_set(images, policy, seed=HELDOUT_SEED,
+                                 names=heldout_corruptions(holdout.heldout))
     progress(f"held-out augmented test set ({policy}): {len(augmented.images)} images, "
              f"{policy.describe()}")
     heldout = HeldoutSets(clean=TestSet(images, labels),
                           augmented=TestSet(augmented.images, labels[augmented.source]),
                           corruptions=np.array(augmented.applied), seed=HELDOUT_SEED,
-                          policy=str(policy), ops_per_image=policy.ops_per_image)
+                          policy=str(policy), ops_per_image=policy.ops_per_image,
+                          families=holdout.heldout, holdout=holdout.describe())
     return parts, heldout
 
 

@@ -23,6 +23,15 @@ def _check_policy(ctx, param, value):
         raise click.BadParameter(str(exc), param_hint="'--heldout-policy'") from None
 
 
+def _check_families(ctx, param, value):
+    from codabench_kit.evaluation.families import check_families
+
+    try:
+        return list(check_families(value or ()))
+    except CbkError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--holdout-family'") from None
+
+
 @click.command()
 @click.option("--data", type=click.Path(), default=None,
               help="Training .npz (AN2DL layout) or a folder with one subfolder per class. "
@@ -64,10 +73,16 @@ def _check_policy(ctx, param, value):
               help="How the held-out augmented test set is corrupted: mixed:n=N (N random "
                    "corruptions per image at random severities), ops:NAME,NAME[@SEVERITY] "
                    "(those, in order; SEVERITY 1-5, random if left out) or corruptions "
-                   "(every corruption at every severity: 40 copies of the test split).")
+                   "(every corruption at every severity: 95 copies of the test split).")
+@click.option("--holdout-family", "holdout_families", multiple=True, callback=_check_families,
+              help="A corruption family to keep out of training and test on: noise, blur, "
+                   "digital, color, microscopy or geometry (augmenters that simulate it "
+                   "drop it, or are left out). Repeatable or comma-separated. Default: "
+                   "every family no augmenter simulates.")
 @core_errors
 def build(data, plugin_names, assignments, config, out, seed, weights, epochs, head_epochs,
-          patience, batch_size, demo_size, keep_run, max_removed, no_validate, heldout_policy):
+          patience, batch_size, demo_size, keep_run, max_removed, no_validate, heldout_policy,
+          holdout_families):
     """Clean, split, train, evaluate and package a submission zip.
 
     Prints the zip's path as the last line on stdout; progress goes to stderr. Beside the
@@ -80,6 +95,7 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
       cbk build --plugins effnet,augmix --data training_set.npz --weights imagenet
       cbk build --plugins mobilenet --set mobilenet.variant=v3small --epochs 10
       cbk build --heldout-policy ops:blur,jpeg@3
+      cbk build --holdout-family noise --holdout-family blur
       cbk build --set train.optimizer=lion --set train.learning_rate=3e-4 --set head.dense=256
     """
     from codabench_kit.build import BuildConfig, run_build
@@ -98,7 +114,8 @@ def build(data, plugin_names, assignments, config, out, seed, weights, epochs, h
         out=p["out"], seed=p["seed"], weights=p["weights"], epochs=p["epochs"],
         head_epochs=p["head_epochs"], patience=p["patience"], batch_size=p["batch_size"],
         demo_per_class=p["demo_size"], validate=not p["no_validate"], keep_run=p["keep_run"],
-        max_removed_share=p["max_removed"], heldout_policy=p["heldout_policy"])
+        max_removed_share=p["max_removed"], heldout_policy=p["heldout_policy"],
+        holdout_families=p["holdout_families"])
     result = run_build(build_config, load_registry(), progress=echo_progress)
     if result.zip_path is not None:
         _write_log(SubmissionPaths(result.zip_path).log)

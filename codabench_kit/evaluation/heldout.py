@@ -5,22 +5,23 @@ little about the leaderboard. Once per build, the test split is corrupted from a
 fixed-seed stream following a *policy* (:func:`parse_policy`):
 
 ``mixed:n=N`` (default ``mixed:n=2``)
-    each image gets N different corruptions drawn at random severities 1-5;
+    each image gets N different corruptions drawn at random severities 1-5, from the
+    build's *held-out families* (those no augmenter of the build simulates, see
+    :mod:`codabench_kit.evaluation.families`), so the figure is about corruptions the
+    model never trained on;
 ``ops:NAME,NAME[@SEVERITY]``
     each image gets the named corruptions, in order, at SEVERITY (1-5), or at random
     severities when it is left out;
 ``corruptions``
-    every corruption at every severity 1-5 applied to every image (8 x 5 copies of the
+    every corruption at every severity 1-5 applied to every image (19 x 5 copies of the
     test split, corruption by corruption; what the robustness report measures).
 
-This is plain numpy, independent of the training augmenters (so a model is never tested
-on exactly the transformations it trained on) and of the Keras backend.
+The corruptions themselves are in :mod:`codabench_kit.evaluation.corruptions`.
 """
 
 from __future__ import annotations
 
 import difflib
-import io
 import re
 import zlib
 from dataclasses import dataclass
@@ -29,84 +30,20 @@ from typing import Callable, Iterable
 import numpy as np
 
 from codabench_kit.errors import OptionError
+from codabench_kit.evaluation.corruptions import CORRUPTIONS, FAMILIES  # noqa: F401
 
 HELDOUT_SEED = 20_241_122
 """Fixed: every build of the same test split gets the same augmented test set."""
 
 
-def _gaussian_noise(img, s, rng):
-    return img + rng.normal(0.0, (4, 8, 12, 18, 26)[s - 1], img.shape)
-
-
-def _blur(img, s, rng):
-    sigma = (0.5, 0.8, 1.1, 1.5, 2.0)[s - 1]
-    radius = int(np.ceil(3 * sigma))
-    x = np.arange(-radius, radius + 1)
-    kernel = np.exp(-(x**2) / (2 * sigma**2))
-    kernel /= kernel.sum()
-    padded = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
-    rows = sum(k * padded[i:i + img.shape[0], :, :] for i, k in enumerate(kernel))
-    return sum(k * rows[:, i:i + img.shape[1], :] for i, k in enumerate(kernel))
-
-
-def _brightness(img, s, rng):
-    delta = (15, 30, 45, 60, 80)[s - 1] * rng.choice((-1, 1))
-    return img + delta
-
-
-def _contrast(img, s, rng):
-    factor = (0.8, 0.65, 0.5, 0.4, 0.3)[s - 1]
-    if rng.random() < 0.3:  # sometimes more contrast instead of less
-        factor = min(1 / factor, 1.6)
-    mean = img.mean(axis=(0, 1), keepdims=True)
-    return (img - mean) * factor + mean
-
-
-def _stain_shift(img, s, rng):
-    gains = 1 + rng.uniform(-1, 1, 3) * (0.06, 0.1, 0.15, 0.2, 0.27)[s - 1]
-    return img * gains
-
-
-def _pixelate(img, s, rng):
-    block = (2, 2, 3, 4, 6)[s - 1]
-    h, w = img.shape[:2]
-    hh, ww = -(-h // block) * block, -(-w // block) * block
-    padded = np.pad(img, ((0, hh - h), (0, ww - w), (0, 0)), mode="edge")
-    small = padded.reshape(hh // block, block, ww // block, block, 3).mean(axis=(1, 3))
-    return np.repeat(np.repeat(small, block, 0), block, 1)[:h, :w]
-
-
-def _jpeg(img, s, rng):
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
-        buffer, format="JPEG", quality=(60, 40, 25, 15, 8)[s - 1])
-    return np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float64)
-
-
-def _d4(img, s, rng):
-    img = np.rot90(img, k=int(rng.integers(4)))
-    return img[:, ::-1] if rng.random() < 0.5 else img
-
-
-CORRUPTIONS = {
-    "gaussian_noise": _gaussian_noise,
-    "blur": _blur,
-    "brightness": _brightness,
-    "contrast": _contrast,
-    "stain_shift": _stain_shift,
-    "pixelate": _pixelate,
-    "jpeg": _jpeg,
-    "d4": _d4,
-}
-
-
 def make_augmented_test_set(images: np.ndarray, *, seed: int = HELDOUT_SEED,
-                            ops_per_image: int = 2) -> tuple[np.ndarray, list[str]]:
+                            ops_per_image: int = 2, names=None) -> tuple[np.ndarray, list[str]]:
     """Return corrupted copies of ``images`` (uint8, same shape) and, per image, the
-    corruptions applied as ``"name@severity+name@severity"``."""
-    names = list(CORRUPTIONS)
+    corruptions applied as ``"name@severity+name@severity"``: ``ops_per_image``
+    different ones drawn from ``names`` (every corruption when ``None``; at most all
+    of them)."""
+    names = list(CORRUPTIONS) if names is None else list(names)
+    ops_per_image = min(ops_per_image, len(names))
 
     def steps(rng):
         for name in rng.choice(names, size=ops_per_image, replace=False):
@@ -251,13 +188,15 @@ class HeldoutSet:
 
 
 def make_heldout_set(images: np.ndarray, policy: str | HeldoutPolicy = DEFAULT_POLICY, *,
-                     seed: int = HELDOUT_SEED) -> HeldoutSet:
+                     seed: int = HELDOUT_SEED, names=None) -> HeldoutSet:
     """The held-out augmented test set of ``images`` under ``policy``; deterministic in
-    ``seed``. ``mixed:n=N`` is exactly :func:`make_augmented_test_set`."""
+    ``seed``. ``mixed:n=N`` is exactly :func:`make_augmented_test_set`, drawing from
+    ``names`` (the held-out families' corruptions; every corruption when ``None``)."""
     policy = parse_policy(policy)
     n = len(images)
     if policy.kind == "mixed":
-        out, applied = make_augmented_test_set(images, seed=seed, ops_per_image=policy.n)
+        out, applied = make_augmented_test_set(images, seed=seed, ops_per_image=policy.n,
+                                               names=names)
         return HeldoutSet(out, applied, np.arange(n))
     if policy.kind == "ops":
         def steps(rng):

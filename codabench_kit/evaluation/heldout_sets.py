@@ -50,6 +50,11 @@ class HeldoutSets:
     seed: int
     policy: str
     ops_per_image: int
+    families: tuple[str, ...] = ()
+    """The held-out corruption families the augmented images were drawn from (empty:
+    every corruption)."""
+    holdout: dict | None = None
+    """How the build decided them (:meth:`codabench_kit.evaluation.families.HoldoutPlan.describe`)."""
 
     def splits(self) -> Iterator[tuple[str, TestSet]]:
         """``("clean_test", clean)`` then ``("augmented_test", augmented)``."""
@@ -65,7 +70,8 @@ class HeldoutSets:
     def describe(self) -> dict:
         """The manifest's ``heldout`` section."""
         return {"seed": self.seed, "policy": self.policy, "ops_per_image": self.ops_per_image,
-                "images": int(len(self.augmented))}
+                "images": int(len(self.augmented)), "families": list(self.families),
+                **({"holdout": self.holdout} if self.holdout else {})}
 
     def to_npz(self) -> dict[str, np.ndarray]:
         """The arrays of a run folder's ``heldout.npz`` (probabilities once predicted)."""
@@ -90,7 +96,9 @@ class HeldoutSets:
                               arrays.get("probabilities_augmented")),
             corruptions=arrays.get("corruptions", np.array([], dtype=str)),
             seed=int(description.get("seed", 0)), policy=str(description.get("policy", "")),
-            ops_per_image=int(description.get("ops_per_image", 0)))
+            ops_per_image=int(description.get("ops_per_image", 0)),
+            families=tuple(description.get("families", ())),
+            holdout=description.get("holdout"))
 
     def predictions_npz(self) -> dict[str, np.ndarray]:
         """The ``<zip>.heldout.npz`` published beside a submission: the test sets with the

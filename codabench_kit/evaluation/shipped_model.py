@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from codabench_kit.evaluation.heldout import CORRUPTIONS, SEVERITIES
+from codabench_kit.evaluation.corruptions import CORRUPTIONS
+from codabench_kit.evaluation.heldout import SEVERITIES
 from codabench_kit.evaluation.heldout_sets import HeldoutSets
 from codabench_kit.evaluation.metrics import heldout_metrics
 from codabench_kit.evaluation.robustness import CLEAN, MIXED, robustness_report, table_lines
@@ -58,7 +59,7 @@ def shipped_robustness(model, heldout: HeldoutSets, batch_size: int, progress) -
     started = time.perf_counter()
     report = robustness_report(predict, heldout.clean.images, heldout.clean.labels,
                                known=known_predictions(heldout), seed=heldout.seed,
-                               progress=progress)
+                               heldout_families=heldout.families, progress=progress)
     for line in table_lines(report):
         progress(line)
     progress(f"robustness report in {time.perf_counter() - started:.1f} s")

@@ -39,6 +39,12 @@ class Augmenter:
 
     NAME = ""
     DESCRIPTION = ""
+    FAMILIES: tuple[str, ...] | None = None
+    """The corruption families of ``codabench_kit.evaluation.corruptions.FAMILIES`` that
+    this augmenter simulates (``()``: none); ``None``: not declared."""
+    KIND_FAMILIES: dict[str, str] | None = None
+    """For an augmenter with a ``kinds`` option: each kind's family (instead of
+    ``FAMILIES``), so a held-out family can be taken out of its kinds."""
 
     def __init__(self, seed=0, probability=1.0, magnitude=0.5):
         keras = _keras()

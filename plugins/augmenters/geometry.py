@@ -23,6 +23,7 @@ class Flips(Augmenter):
     no effect (a symmetry has no strength); it is accepted like every augmenter's."""
 
     NAME = "flips"
+    FAMILIES = ("geometry",)
     DESCRIPTION = ("Flips and 90-degree transposes (the 8 symmetries of the square; cells "
                    "have no orientation). probability 0.875: all 8 equally likely; "
                    "magnitude: no effect.")
@@ -54,6 +55,7 @@ class Geometric(Augmenter):
     filled by ``fill_mode`` (reflect, constant, nearest, wrap, mirror)."""
 
     NAME = "geometric"
+    FAMILIES = ("geometry",)
     DESCRIPTION = ("Free rotation, shear and translation in one affine warp (zoom opt-in: "
                    "zoom=true). magnitude 1: any angle, shear 0.25, shift 10%, zoom 1.25x.")
 
@@ -94,6 +96,7 @@ class Color(Augmenter):
     about the mean grey, brightness +- 0.2 x magnitude x 255."""
 
     NAME = "color"
+    FAMILIES = ("color",)
     DESCRIPTION = ("Stain-colour shift (optical density, HED), hue, saturation, contrast, "
                    "brightness. magnitude 1: stains x1+-0.3, hue +-0.08 turn, saturation "
                    "x1+-0.5, contrast x1+-0.4, brightness +-20%.")

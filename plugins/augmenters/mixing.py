@@ -30,6 +30,7 @@ class GridMask(Augmenter):
     filled by ``fill``: ``mean`` (the image's mean colour), ``noise`` or ``zero``."""
 
     NAME = "gridmask"
+    FAMILIES = ("microscopy",)  # occluders, as deposits and dust are
     DESCRIPTION = ("GridMask: a rotated grid of square holes. magnitude 1: half the image "
                    "masked; fill mean|noise|zero.")
     COMPILE = "xla"
@@ -63,6 +64,7 @@ class Erasing(Augmenter):
     (uniform 0..255, as in the paper), ``mean`` or ``zero``."""
 
     NAME = "erasing"
+    FAMILIES = ("microscopy",)  # occluders, as deposits and dust are
     DESCRIPTION = ("Random erasing / cutout: count random rectangles. magnitude 1: up to "
                    "half the image each; fill noise|mean|zero.")
 
@@ -120,6 +122,7 @@ class CutMix(_Mixer):
     pixels). The pasted area fraction is magnitude x Beta(alpha, alpha)."""
 
     NAME = "cutmix"
+    FAMILIES = ()
     DESCRIPTION = ("CutMix: paste a box of another image; labels mixed by the pasted area. "
                    "magnitude: the largest pasted area fraction (x Beta(alpha, alpha)).")
 
@@ -151,6 +154,7 @@ class MixUp(_Mixer):
     (magnitude 1: standard MixUp; 0.5: each image stays dominant)."""
 
     NAME = "mixup"
+    FAMILIES = ()
     DESCRIPTION = ("MixUp: blend with another image; labels mixed alike. magnitude: the "
                    "largest weight of the other image (x Beta(alpha, alpha)).")
 

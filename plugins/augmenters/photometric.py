@@ -17,6 +17,9 @@ from codabench_kit.plugins.augmenters.image_ops import (
     _pixelate,
 )
 
+NOISE_KINDS = ("gaussian", "blur", "jpeg")
+"""The kinds of ``noise``, in the order of its ``kinds`` option."""
+
 CORRUPTIONS = ("deposits", "bubbles", "defocus", "motion", "pixelate", "brightness",
                "contrast")
 """The corruptions of ``corrupt``, in the order of its ``kinds`` option."""
@@ -26,17 +29,19 @@ CORRUPTIONS = ("deposits", "bubbles", "defocus", "motion", "pixelate", "brightne
 
 
 class Noise(Augmenter):
-    """Per transformed image one of, uniformly: Gaussian noise (sigma up to 30 x
-    magnitude), Gaussian blur (sigma up to 2.5 px x magnitude), JPEG quality loss
-    (quality down to 100 - 95 x magnitude; real 8x8 DCT quantisation with the standard
-    tables and 4:2:0 chroma). Strengths drawn per image in [0.2, 1] x magnitude."""
+    """Per transformed image one of ``kinds``, uniformly: ``gaussian`` noise (sigma up to
+    30 x magnitude), Gaussian ``blur`` (sigma up to 2.5 px x magnitude), ``jpeg`` quality
+    loss (quality down to 100 - 95 x magnitude; real 8x8 DCT quantisation with the
+    standard tables and 4:2:0 chroma). Strengths drawn per image in [0.2, 1] x magnitude."""
 
     NAME = "noise"
+    KIND_FAMILIES = {"gaussian": "noise", "blur": "blur", "jpeg": "digital"}
     DESCRIPTION = ("One of Gaussian noise, Gaussian blur, JPEG quality loss per image. "
                    "magnitude 1: noise sigma 30, blur sigma 2.5 px, JPEG quality 5.")
 
-    def __init__(self, seed=0, probability=0.5, magnitude=0.5):
+    def __init__(self, seed=0, probability=0.5, magnitude=0.5, kinds=NOISE_KINDS):
         super().__init__(seed, probability, magnitude)
+        self.kinds = _check_kinds(self.NAME, kinds, NOISE_KINDS)
 
     def transform_images(self, images):
         from keras import ops
@@ -44,7 +49,8 @@ class Noise(Augmenter):
         from codabench_kit.training.compiled import dynamic_subsets
 
         batch = ops.shape(images)[0]
-        which = self.randint((batch,), 0, 3)
+        codes = ops.convert_to_tensor([NOISE_KINDS.index(k) for k in self.kinds], dtype="int32")
+        which = ops.take(codes, self.randint((batch,), 0, len(self.kinds)))
         strength = self.strengths(batch, low=0.2)
         x = on_subset(which == 0, lambda im, s: im + per_image(30.0 * s)
                        * self._normal(ops.shape(im)), images, strength)
@@ -57,6 +63,19 @@ class Noise(Augmenter):
         from keras import random
 
         return random.normal(shape, dtype="float32", seed=self.seed_generator)
+
+
+def _check_kinds(name, kinds, known) -> list[str]:
+    """``kinds`` (a list or comma-separated text) checked against ``known``."""
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    kinds = list(kinds)
+    if not kinds:
+        raise OptionError(f"{name}.kinds must name at least one of: {', '.join(known)}; "
+                          f"received none")
+    for kind in kinds:
+        check_choice(name, "kinds", kind, known)
+    return kinds
 
 
 @functools.cache
@@ -93,6 +112,9 @@ class Corrupt(Augmenter):
     0 draws it per image from 1..round(1 + 4 x magnitude) (so magnitude 1: 1-5)."""
 
     NAME = "corrupt"
+    KIND_FAMILIES = {"deposits": "microscopy", "bubbles": "microscopy", "defocus": "blur",
+                     "motion": "blur", "pixelate": "digital", "brightness": "color",
+                     "contrast": "color"}
     DESCRIPTION = ("Microscopy corruptions (MedMNIST-C kind): stain deposits, bubbles, "
                    "defocus, motion blur, pixelation, brightness, contrast. severity 1-5, "
                    "0: random per image up to round(1 + 4 x magnitude).")
@@ -103,15 +125,7 @@ class Corrupt(Augmenter):
         if not 0 <= self.severity <= 5:
             raise OptionError(f"corrupt.severity must be 0 (random per image) or 1-5; "
                               f"received {severity!r}")
-        if isinstance(kinds, str):
-            kinds = [k.strip() for k in kinds.split(",") if k.strip()]
-        kinds = list(kinds)
-        if not kinds:
-            raise OptionError("corrupt.kinds must name at least one corruption of: "
-                              + ", ".join(CORRUPTIONS))
-        for kind in kinds:
-            check_choice(self.NAME, "kinds", kind, CORRUPTIONS)
-        self.kinds = kinds
+        self.kinds = _check_kinds(self.NAME, kinds, CORRUPTIONS)
 
     def _table(self, key, severity):
         from keras import ops

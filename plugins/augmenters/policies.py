@@ -90,6 +90,7 @@ class RandAugment(Augmenter):
     ``magnitude``. The geometric ones of a round share one warp (reflect borders)."""
 
     NAME = "randaugment"
+    FAMILIES = ("color", "geometry")
     DESCRIPTION = ("RandAugment with keras.ops: num_ops per-image random operations of 14. "
                    "magnitude 1: rotate 30 deg, shear 0.3, shift 30%, factors 1+-0.9, "
                    "posterize 4 bits, solarize all.")
@@ -268,6 +269,7 @@ class AugMix(Augmenter):
     """
 
     NAME = "augmix"
+    FAMILIES = ("color", "geometry")
     DESCRIPTION = ("AugMix (Hendrycks et al.) with keras.ops: num_chains chains of 1 to "
                    "chain_depth of 9 operations, mixed. magnitude 1: rotate 30 deg, shear 0.3, "
                    "shift 33%, posterize 4 bits, solarize all.")
