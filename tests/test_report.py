@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from codabench_kit.errors import OutputExistsError
+from codabench_kit.evaluation.corruptions import FAMILIES
 from codabench_kit.evaluation.heldout import CORRUPTIONS
 from codabench_kit.packaging.manifest import RunManifest
 from codabench_kit.packaging.paths import SubmissionPaths
@@ -67,7 +68,9 @@ def fake_inputs(seed: int = 0) -> ReportInputs:
                   "clean": 0.9, "mixed": 0.7, "mixed_policy": "mixed:n=2",
                   "accuracy": accuracy, "mean": {k: float(np.mean(v)) for k, v in accuracy.items()},
                   "severity_mean": [float(v) for v in np.mean(list(accuracy.values()), axis=0)],
-                  "corrupted_mean": float(np.mean(list(accuracy.values())))}
+                  "corrupted_mean": float(np.mean(list(accuracy.values()))),
+                  "families": {family: list(members) for family, members in FAMILIES.items()},
+                  "heldout_families": ["microscopy"], "heldout_mean": 0.654}
     epochs = 6
     history = {"head": {"loss": [2.0, 1.5, 1.2], "accuracy": [0.3, 0.45, 0.55],
                         "val_loss": [1.8, 1.4, 1.3], "val_accuracy": [0.35, 0.5, 0.52]},
@@ -136,6 +139,9 @@ def test_every_section_is_there_with_its_pictures_embedded(fake_report):
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "flip-tta" in text and "+0.020" in text and "-0.020" in text
     assert "blur@3+noise@2" in text
+    assert "<b>microscopy</b> (held out)" in text and "<b>noise</b></td>" in text
+    assert "figures are about corruptions the model never saw): <b>microscopy</b>, mean " \
+           "<b>0.654</b>" in text
     assert sorted(p.name for p in out.parent.iterdir()) == ["fake.report", "fake.report.html"]
 
 
@@ -245,6 +251,7 @@ def test_a_tiny_build_writes_its_report(tmp_path):
     assert {"class_counts.png", "training_curves.png", "confusion_clean.png",
             "confusion_augmented.png", "robustness.png"} <= names
     assert "flip-tta" in text and "outlier (IsolationForest)" in text and "removed.png" in names
+    assert "<b>microscopy</b> (held out)" in text
     assert ("saliency_1.png" in names) == ("no misclassified test image" not in text)
     sources = re.findall(r'src="([^"]*)"', text)
     assert len(sources) == len(names) and all(s.startswith("data:image/png;base64,")

@@ -180,27 +180,36 @@ def _verbose() -> bool:
 @run_options("Seconds allowed for Model() plus predict() on all the images.")
 @click.option("--python", "python", type=click.Path(), default=None,
               help="Python interpreter to run the submission with. Default: this one.")
+@click.option("--holdout-family", "holdout_families", multiple=True,
+              help="A corruption family the model never trained on (noise, blur, digital, "
+                   "color, microscopy, geometry): marked held out, with its mean apart, and "
+                   "the mixed set drawn from it. Repeatable or comma-separated. Default: "
+                   "what a cbk zip's manifest records.")
 @core_errors
-def evaluate(zip_path, data, out_chart, timeout, num_classes, python):
+def evaluate(zip_path, data, out_chart, timeout, num_classes, python, holdout_families):
     """Robustness report of any submission zip: accuracy per corruption and severity.
 
     Applies every corruption at every severity 1-5 to the labelled images (fixed seed),
     runs the zip on all of them at once exactly as `cbk validate` does (unpacked safely,
     in a separate process), and prints the table with the clean and the mixed held-out
-    (mixed:n=2) accuracy. Exit status 0 when the zip ran, 1 (with the validation lines)
-    when it did not.
+    (mixed:n=2) accuracy. Families the model never trained on are marked "held out" with
+    their mean apart: leave-one-family-out when the zip was built with
+    `cbk build --holdout-family F`. Exit status 0 when the zip ran, 1 (with the
+    validation lines) when it did not.
 
     \b
     Examples:
       cbk evaluate sub.zip --data submissions/cbk-cnn-20261122-101500.heldout.npz
       cbk evaluate sub.zip --data test.npz --out-chart sub.robustness.png
       cbk evaluate sub.zip --data test.npz --python ~/venv-tf217/bin/python
+      cbk evaluate sub.zip --data test.npz --holdout-family noise
     """
     from codabench_kit.evaluation.robustness import table_lines
     from codabench_kit.evaluation.submission import evaluate_zip
 
     result = evaluate_zip(zip_path, data, num_classes=num_classes, timeout=timeout,
-                          python=python, chart=out_chart, progress=echo_progress)
+                          python=python, chart=out_chart, progress=echo_progress,
+                          holdout_families=list(holdout_families) or None)
     if result.robustness is None:
         for line in result.validation.lines():
             click.echo(line)

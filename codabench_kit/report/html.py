@@ -344,11 +344,22 @@ def _robustness_section(report, pictures, folder) -> str:
         return _section("robustness", '<p class="note">No robustness report.</p>')
     header = ["corruption"] + [f"severity {s}" for s in report["severities"]] + ["mean"]
     table = _shade_table(header, report)
+    held = report.get("heldout_families") or []
+    if held:
+        heldout = (f"<p>Held out (no augmenter of this build simulates them, so these "
+                   f"figures are about corruptions the model never saw): "
+                   f"<b>{esc(', '.join(held))}</b>, mean "
+                   f"<b>{_number(report.get('heldout_mean'))}</b>.</p>")
+    elif report.get("families"):
+        heldout = ('<p class="note">No family is held out: training simulated every one, '
+                   'so this table measures corruptions the model trained on.</p>')
+    else:
+        heldout = ""
     body = (f"<p>Accuracy on {esc(report['n'])} clean test images per corruption and "
             f"severity (seed {esc(report['seed'])}): clean {_number(report['clean'])}, "
             f"{esc(report.get('mixed_policy', 'mixed'))} held-out {_number(report['mixed'])}, "
             f"all corruptions {_number(report.get('corrupted_mean'))}.</p>"
-            + table + _image(pictures, "robustness.png", "Accuracy vs severity", folder,
+            + heldout + table + _image(pictures, "robustness.png", "Accuracy vs severity", folder,
                                   width=820))
     return _section("robustness", body)
 
@@ -357,15 +368,29 @@ def _shade_table(header, report) -> str:
     head = "".join(f'<th class="l">{esc(h)}</th>' if i == 0 else f"<th>{esc(h)}</th>"
                    for i, h in enumerate(header))
     body = []
-    names = report.get("corruptions") or list(report["accuracy"])
-    for name in names:
-        values = [*report["accuracy"][name], report["mean"][name]]
-        body.append(f'<tr><td class="l">{esc(name)}</td>'
-                    + "".join(f"<td{_shade(v)}>{_number(v)}</td>" for v in values) + "</tr>")
+    families = report.get("families") or {"": report.get("corruptions")
+                                          or list(report["accuracy"])}
+    held = set(report.get("heldout_families") or ())
+    width = len(header)
+    for family, names in families.items():
+        if family:
+            mark = " (held out)" if family in held else ""
+            body.append(f'<tr><td class="l" colspan="{width}"><b>{esc(family)}</b>'
+                        f'{esc(mark)}</td></tr>')
+        body += _corruption_rows(report, names)
     means = [*report.get("severity_mean", []), report.get("corrupted_mean")]
     body.append('<tr><td class="l"><b>all corruptions</b></td>'
                 + "".join(f"<td{_shade(v)}><b>{_number(v)}</b></td>" for v in means) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _corruption_rows(report, names) -> list[str]:
+    rows = []
+    for name in names:
+        values = [*report["accuracy"][name], report["mean"][name]]
+        rows.append(f'<tr><td class="l">{esc(name)}</td>'
+                    + "".join(f"<td{_shade(v)}>{_number(v)}</td>" for v in values) + "</tr>")
+    return rows
 
 
 def _tta_section(gain) -> str:
