@@ -18,6 +18,7 @@ from PIL import Image
 
 from codabench_kit.cli import cli
 from codabench_kit.errors import OutputExistsError
+from codabench_kit.evaluation.corruptions import FAMILIES
 from codabench_kit.evaluation.heldout import (CORRUPTIONS, HELDOUT_SEED, SEVERITIES, PolicyError,
                                    corrupt, make_augmented_test_set, make_heldout_set,
                                    parse_policy)
@@ -40,7 +41,7 @@ LABELS = np.arange(10) % 8
     (" mixed:n=5 ", "mixed:n=5", 1),
     ("ops:blur,jpeg@3", "ops:blur,jpeg@3", 1),
     ("ops: d4 , contrast", "ops:d4,contrast", 1),
-    ("corruptions", "corruptions", 40),
+    ("corruptions", "corruptions", 95),
 ])
 def test_good_policies_parse_to_a_canonical_spec(text, canonical, copies):
     policy = parse_policy(text)
@@ -49,10 +50,10 @@ def test_good_policies_parse_to_a_canonical_spec(text, canonical, copies):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("", "expected a held-out policy 'mixed:n=N' (N 1-8), 'ops:NAME,NAME[@SEVERITY]'"),
+    ("", "expected a held-out policy 'mixed:n=N' (N 1-19), 'ops:NAME,NAME[@SEVERITY]'"),
     ("random", "or 'corruptions'; received 'random'"),
-    ("mixed:n=0", "'mixed:n=N' with N an integer 1-8 (corruptions per image); received 'mixed:n=0'"),
-    ("mixed:n=9", "received 'mixed:n=9'"),
+    ("mixed:n=0", "'mixed:n=N' with N an integer 1-19 (corruptions per image); received 'mixed:n=0'"),
+    ("mixed:n=20", "received 'mixed:n=20'"),
     ("mixed:k=2", "received 'mixed:k=2'"),
     ("ops:", "received 'ops:'"),
     ("ops:blurr@2", "received 'blurr' in 'ops:blurr@2'. Did you mean 'blur'?"),
@@ -82,10 +83,16 @@ def test_mixed_policy_is_make_augmented_test_set_with_pinned_draws():
     assert np.array_equal(held.images, direct) and held.applied == applied
     # The default policy's draws are pinned: every build of the same test split gets
     # these corruptions (HELDOUT_SEED), so augmented accuracies of zips stay comparable.
-    assert applied == ["gaussian_noise@4+contrast@3", "blur@2+d4@2",
-                       "gaussian_noise@2+brightness@3", "jpeg@2+contrast@1",
-                       "jpeg@4+gaussian_noise@2", "blur@2+gaussian_noise@4"]
+    # (They changed once, when the 8 corruptions became 19 in families.)
+    assert applied == ["impulse_noise@4+jpeg@4", "saturate@4+motion_blur@2",
+                       "speckle_noise@1+saturate@4", "pixelate@3+defocus@4",
+                       "motion_blur@5+jpeg@4", "pixelate@5+blur@1"]
     assert np.array_equal(held.source, np.arange(6))
+    # The default build's pool: the held-out family microscopy.
+    microscopy = make_heldout_set(images, "mixed:n=2", names=list(FAMILIES["microscopy"]))
+    assert microscopy.applied == ["bubbles@4+deposits@3", "uneven_light@1+dust@5",
+                                  "uneven_light@4+deposits@2", "deposits@3+uneven_light@1",
+                                  "deposits@5+uneven_light@1", "uneven_light@3+bubbles@1"]
 
 
 @pytest.mark.parametrize("policy", ["mixed:n=3", "ops:blur,gaussian_noise@4", "ops:d4"])
@@ -107,11 +114,11 @@ def test_ops_policy_applies_the_named_ops_in_order():
 
 def test_corruptions_policy_is_every_corruption_at_every_severity():
     held = make_heldout_set(IMAGES[:3], "corruptions")
-    assert held.images.shape == (3 * 40, 96, 96, 3)
-    assert np.array_equal(held.source, np.tile(np.arange(3), 40))
+    assert held.images.shape == (3 * 95, 96, 96, 3)
+    assert np.array_equal(held.source, np.tile(np.arange(3), 95))
     assert held.applied[:3] == ["gaussian_noise@1"] * 3 and held.applied[-1] == "d4@5"
     # Each block is corrupt(), whose stream depends on (seed, name, severity) only.
-    assert np.array_equal(held.images[3 * 7:3 * 8], corrupt(IMAGES[:3], "blur", 3))
+    assert np.array_equal(held.images[3 * 22:3 * 23], corrupt(IMAGES[:3], "blur", 3))
     assert np.array_equal(corrupt(IMAGES[:3], "gaussian_noise", 2),
                           corrupt(IMAGES[:3], "gaussian_noise", 2))
     assert not np.array_equal(corrupt(IMAGES[:3], "gaussian_noise", 2),
@@ -125,12 +132,19 @@ def test_split_keeps_the_policy_and_labels_of_a_larger_augmented_set():
     from codabench_kit.build.run import _split
     from codabench_kit.data import demo_dataset
 
+    from types import SimpleNamespace
+
+    from codabench_kit.evaluation.families import HoldoutPlan
+
     clean = demo_dataset(seed=0, per_class=12)
     lines = []
-    _, heldout = _split(BuildConfig(heldout_policy="corruptions"), clean, lines.append)
+    inputs = SimpleNamespace(holdout=HoldoutPlan(("microscopy",), ("color",), False))
+    _, heldout = _split(BuildConfig(heldout_policy="corruptions"), inputs, clean, lines.append)
     n = len(heldout.clean)
-    assert heldout.policy == "corruptions" and len(heldout.augmented.images) == 40 * n
-    assert np.array_equal(heldout.augmented.labels, np.tile(heldout.clean.labels, 40))
+    assert heldout.policy == "corruptions" and len(heldout.augmented.images) == 95 * n
+    assert np.array_equal(heldout.augmented.labels, np.tile(heldout.clean.labels, 95))
+    assert heldout.families == ("microscopy",)
+    assert heldout.describe()["holdout"]["trained_families"] == ["color"]
     assert any("held-out augmented test set (corruptions)" in line for line in lines)
 
 
@@ -175,11 +189,11 @@ def test_report_reuses_known_predictions_and_matches_the_all_at_once_path():
     assert sum(seen) == (len(blocks()) - 1) * len(IMAGES)
     # The cbk evaluate path: all images at once, predictions sliced per block.
     inputs = robustness_inputs(IMAGES)
-    assert inputs.shape == (42 * len(IMAGES), 96, 96, 3)
+    assert inputs.shape == (97 * len(IMAGES), 96, 96, 3)
     again = report_from_predictions(predict(inputs), LABELS)
     for key in ("clean", "mixed", "accuracy", "mean", "severity_mean", "corrupted_mean"):
         assert again[key] == report[key], key
-    with pytest.raises(ValueError, match="expected 420 predictions"):
+    with pytest.raises(ValueError, match="expected 970 predictions"):
         report_from_predictions(np.zeros(5, int), LABELS)
 
 
@@ -188,8 +202,10 @@ def test_table_has_one_row_per_corruption_then_the_references():
     lines = table_lines(robustness_report(predict, IMAGES, LABELS))
     assert lines[0].startswith("robustness: accuracy on 10 test images")
     assert lines[1].split() == ["corruption", "1", "2", "3", "4", "5", "mean"]
-    assert [line.split()[0] for line in lines[2:10]] == list(CORRUPTIONS)
-    assert lines[2].split()[1:] == ["0.000"] * 6
+    rows = [line.split()[0] for line in lines[2:-3]]
+    assert rows == [name for family, members in FAMILIES.items()
+                    for name in (family, *members)]
+    assert lines[3].split() == ["gaussian_noise", *["0.000"] * 6]
     assert lines[-3].startswith("all corruptions")
     assert lines[-2].split() == ["clean", "1.000"]
     assert lines[-1].split() == ["mixed:n=2", "0.000"]
@@ -266,7 +282,7 @@ def test_evaluate_a_numpy_zip_gives_the_in_process_report(tmp_path, colour_data)
     table = table_lines(expected)
     assert result.stdout.splitlines()[:len(table)] == table
     assert result.stdout.splitlines()[-1] == f"robustness chart: {chart}"
-    assert "ok    predict: 1008 images" in result.stderr  # 42 blocks of 24, one run
+    assert "ok    predict: 2328 images" in result.stderr  # 97 blocks of 24, one run
     with Image.open(chart) as image:
         assert image.format == "PNG"
 
@@ -311,10 +327,17 @@ def test_build_stores_prints_and_charts_the_report(built):
     out, result, manifest = built
     assert manifest["heldout"]["policy"] == "mixed:n=2"
     assert manifest["heldout"]["ops_per_image"] == 2
+    assert manifest["heldout"]["families"] == ["microscopy"]
+    assert manifest["heldout"]["holdout"]["trained_families"] == [
+        "noise", "blur", "digital", "color", "geometry"]
     report = manifest["robustness"]
     n = manifest["split"]["test"]
     assert report["n"] == n and report["seed"] == HELDOUT_SEED
     assert sorted(report["accuracy"]) == sorted(CORRUPTIONS)
+    assert report["heldout_families"] == ["microscopy"]
+    assert report["heldout_mean"] == pytest.approx(
+        np.mean([report["mean"][name] for name in FAMILIES["microscopy"]]))
+    assert "microscopy (held out)" in result.stderr
     assert all(len(row) == 5 and all(0 <= a <= 1 for a in row)
                for row in report["accuracy"].values())
     assert report["clean"] == manifest["metrics"]["clean_test"]["accuracy"]
@@ -348,7 +371,7 @@ def test_evaluate_the_built_zip_reproduces_the_build_report(built):
     assert result.exit_code == 0, result.output
     n = manifest["split"]["test"]
     printed = {line.split()[0]: [float(v) for v in line.split()[1:]]
-               for line in result.stdout.splitlines()[2:10]}
+               for line in result.stdout.splitlines() if line.startswith("  ")}
     build = manifest["robustness"]
     assert sorted(printed) == sorted(CORRUPTIONS)
     for name, row in printed.items():
@@ -358,3 +381,6 @@ def test_evaluate_the_built_zip_reproduces_the_build_report(built):
                   if line.split()[0] in ("clean", "mixed:n=2")}
     assert references["clean"] == pytest.approx(build["clean"], abs=1 / n + 1e-3)
     assert references["mixed:n=2"] == pytest.approx(build["mixed"], abs=1 / n + 1e-3)
+    # The held-out families come from the zip's manifest.
+    assert "held-out families: microscopy (recorded in the zip's manifest)" in result.stderr
+    assert "microscopy (held out)" in result.stdout
