@@ -110,8 +110,9 @@ def test_backbone_contract(name, tmp_path, registry, build):
     assert isinstance(backbone, k.Model)
     assert tuple(backbone.input_shape[1:]) == shape
     assert len(backbone.output_shape) == 2 and backbone.output_shape[1] > 0
-    variant = tiny_options(registry, name).get("variant")
-    assert backbone.name == (f"{name}_{variant}" if variant else name)
+    options = tiny_options(registry, name)
+    member = options.get("variant", options.get("preset"))  # hub's member is its preset
+    assert backbone.name == (f"{name}_{member}" if member else name)
     assert not any(type(layer).__name__ == "Lambda" for layer in all_layers(backbone))
 
     classifier = assemble_classifier(backbone, NUM_CLASSES)
@@ -164,7 +165,8 @@ SELF_NORMALISING = {"mobilenet_v3", "efficientnet_v2", "efficientnet", "convnext
 
 
 def test_preprocessing_table_covers_every_pretrained_family():
-    assert {family for family, _, _ in PREPROCESSING} == set(BACKBONES) - {"cnn"}
+    """The built-in families (hub's presets are tests/test_hub.py's)."""
+    assert {family for family, _, _ in PREPROCESSING} == set(PRETRAINED_BUILT_INS)
 
 
 @pytest.mark.parametrize("name,variant,module", PREPROCESSING,
@@ -301,14 +303,14 @@ def variants(name):
     return getattr(backbone_module, f"{name.upper()}_VARIANTS", ())
 
 
-ALL_VARIANTS = [(name, variant) for name in BACKBONES for variant in variants(name)]
+ALL_VARIANTS = [(name, variant) for name in PRETRAINED_BUILT_INS for variant in variants(name)]
 
 
-def test_every_family_but_cnn_lists_its_variants(registry):
-    assert {name for name, _ in ALL_VARIANTS} == set(BACKBONES) - {"cnn"}
-    for name in BACKBONES:
-        if name != "cnn":
-            assert registry.get(name, "backbone").options["variant"] == variants(name)[0]
+def test_every_built_in_family_but_cnn_lists_its_variants(registry):
+    """hub's members are presets (tests/test_hub.py builds each)."""
+    assert {name for name, _ in ALL_VARIANTS} == set(PRETRAINED_BUILT_INS)
+    for name in PRETRAINED_BUILT_INS:
+        assert registry.get(name, "backbone").options["variant"] == variants(name)[0]
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ BUILTIN = {"dedupe": "cleaner", "contaminants": "cleaner", "conflicts": "cleaner
            "cnn": "backbone", "mobilenet": "backbone", "effnet": "backbone",
            "efficientnet": "backbone", "convnext": "backbone", "resnet": "backbone",
            "vgg": "backbone", "inception": "backbone", "densenet": "backbone",
+           "hub": "backbone",
            "flip-tta": "tta", "no-tta": "tta", "rot-tta": "tta", "d4-tta": "tta",
            "random-tta": "tta", "crop-tta": "tta"}
 
@@ -41,7 +42,8 @@ def fresh_registry():
 def test_builtins_are_registered_as_default_plugins(registry):
     assert {c.name: c.kind for c in registry.components()} == BUILTIN
     assert {c.provider for c in registry.components()} == {"backbones", "augmenters",
-                                                           "cleaners", "tta", "kerascv"}
+                                                           "cleaners", "tta", "kerascv",
+                                                           "hub"}
     pm = get_plugin_manager()
     assert {name: pm.distributions[name] for name in DEFAULT_PLUGINS} == dict.fromkeys(
         DEFAULT_PLUGINS, "codabench-kit")

@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = {
     "backbones": "codabench_kit.plugins.backbones",
     "tta": "codabench_kit.plugins.tta",
     "kerascv": "codabench_kit.plugins.kerascv",
+    "hub": "codabench_kit.plugins.hub",
 }
 """The built-in plugins: plugin name -> module. Each is written as a third-party plugin
 would be (``@hookimpl`` functions in a module); only their registration differs."""
