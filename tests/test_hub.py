@@ -303,3 +303,21 @@ def test_build_trains_exports_and_validates_a_hub_submission(tmp_path, keras_hub
                                          str(out.with_name("hub.heldout.npz"))])
     assert validated.exit_code == 0, validated.output
     assert validated.output.strip().splitlines()[-1] == f"valid: {out}"
+
+
+@pytest.mark.parametrize("preset", ["mobilenet_v3_small_100_imagenet", "resnet_18_imagenet"])
+def test_fine_tuning_freezes_every_batchnorm_even_inside_custom_blocks(preset, build, keras_hub):
+    """keras-hub's MobileNetV3 keeps 33 of its 34 BatchNorm layers inside custom blocks,
+    out of ``.layers``: fine-tuning with BatchNorm frozen must reach them too."""
+    import keras
+
+    from codabench_kit.training.model import _all_layers, set_backbone_trainable
+
+    backbone = build(preset=preset)
+    set_backbone_trainable(backbone, True, freeze_batchnorm=True)
+    norms = [layer for layer in _all_layers(backbone)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) >= 20
+    assert [layer.name for layer in norms if layer.trainable] == []
+    assert any(layer.trainable for layer in _all_layers(backbone)
+               if isinstance(layer, keras.layers.Conv2D))

@@ -89,6 +89,13 @@ def set_backbone_trainable(backbone, trainable: bool, *, freeze_batchnorm: bool)
 
 
 def _all_layers(model):
+    """Every layer inside ``model``, at any depth: also those of custom blocks that keep
+    their sublayers as attributes rather than in ``.layers`` (keras-hub's MobileNetV3
+    blocks hold 33 of its 34 BatchNorm layers so)."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:  # Keras 3's own walk over tracked sublayers
+        yield from flatten(include_self=False, recursive=True)
+        return
     for layer in model.layers:
         yield layer
         if hasattr(layer, "layers"):
