@@ -7,7 +7,7 @@ from codabench_kit.components.selection import parse_set, read_config, select
 DEFAULT_CLEANERS = ["contaminants", "conflicts", "dedupe", "phash"]
 DEFAULT_COMPONENTS = {"cleaner": DEFAULT_CLEANERS,
                       "augmenter": ["flips", "augmix", "color", "noise"],
-                      "backbone": ["cnn"], "tta": ["no-tta"]}
+                      "backbone": ["cnn"], "tta": ["d4-tta"]}
 
 
 def names_by_kind(selection):

@@ -384,3 +384,37 @@ def test_evaluate_the_built_zip_reproduces_the_build_report(built):
     # The held-out families come from the zip's manifest.
     assert "held-out families: microscopy (recorded in the zip's manifest)" in result.stderr
     assert "microscopy (held out)" in result.stdout
+
+
+def test_a_tta_model_is_reported_on_a_fixed_subset_that_keeps_the_cost():
+    """With V views per image the build's report is on 2000 // V test images at most."""
+    from codabench_kit.evaluation.heldout_sets import HeldoutSets, TestSet
+    from codabench_kit.evaluation.shipped_model import shipped_robustness
+
+    images = np.random.default_rng(2).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(30) % 3
+    table = {image.tobytes(): int(label) for image, label in zip(images, labels)}
+    calls = []
+
+    class RightOnCleanOnly:
+        def predict(self, batch, verbose=0, batch_size=64):
+            calls.append(len(batch))
+            found = [table.get(image.astype(np.uint8).tobytes(), 2) for image in batch]
+            return np.eye(3)[found]
+
+    augmented = images[::-1].copy()
+    heldout = HeldoutSets(
+        clean=TestSet(images, labels, np.eye(3)[labels]),
+        augmented=TestSet(augmented, labels[::-1], np.eye(3)[(labels[::-1] + 1) % 3]),
+        corruptions=np.array(["x"] * 30), seed=4, policy="mixed:n=2", ops_per_image=2,
+        families=("microscopy",))
+    lines = []
+    report = shipped_robustness(RightOnCleanOnly(), heldout, 64, lines.append, views=100)
+    assert report["n"] == 20 and report["clean"] == 1.0
+    assert "robustness: on 20 of the 30 test images (a fixed random subset: 100 TTA views " \
+           "per image)" in lines
+    assert sum(calls) == (len(blocks()) - 1) * 20  # clean reused, every other block drawn
+    again = shipped_robustness(RightOnCleanOnly(), heldout, 64, lines.append, views=100)
+    assert again["accuracy"] == report["accuracy"]  # the same subset each time
+    whole = shipped_robustness(RightOnCleanOnly(), heldout, 64, lines.append, views=1)
+    assert whole["n"] == 30 and whole["mixed"] == 0.0  # the held-out set's predictions

@@ -193,11 +193,12 @@ def _evaluate(config: BuildConfig, inputs: BuildInputs, clean, classifier,
     from codabench_kit.training.model import inference_model
 
     component = inputs.selection.one("tta")
-    model = inference_model(classifier, component.create(
-        **inputs.selection.options_for(component.name)))
+    strategy = component.create(**inputs.selection.options_for(component.name))
+    model = inference_model(classifier, strategy)
+    views = len(strategy(np.zeros((1, *clean.images.shape[1:]), dtype="float32")))
     return evaluate_shipped_model(model, classifier, heldout, clean.num_classes,
                                   tta=component.name, batch_size=config.batch_size,
-                                  progress=progress)
+                                  views=views, progress=progress)
 
 
 def _save_and_package(config: BuildConfig, inputs: BuildInputs, manifest: RunManifest,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import numpy as np
+
 from codabench_kit.evaluation.corruptions import CORRUPTIONS
 from codabench_kit.evaluation.heldout import SEVERITIES
 from codabench_kit.evaluation.heldout_sets import HeldoutSets
@@ -13,8 +15,14 @@ from codabench_kit.evaluation.metrics import heldout_metrics
 from codabench_kit.evaluation.robustness import CLEAN, MIXED, robustness_report, table_lines
 
 
+ROBUSTNESS_VIEW_BUDGET = 2000
+"""Image-views per block of a build's robustness report: with a TTA strategy of V views
+the report is on at most 2000 // V test images (a fixed random subset: 250 with the
+8 views of ``d4-tta``), so it costs about the same with TTA as without."""
+
+
 def evaluate_shipped_model(model, classifier, heldout: HeldoutSets, num_classes: int, *,
-                           tta: str, batch_size: int,
+                           tta: str, batch_size: int, views: int = 1,
                            progress: Callable[[str], None] = lambda s: None):
     """``(metrics, robustness, heldout)`` of ``model`` (the classifier with its TTA
     strategy ``tta``), ``heldout`` now holding its probabilities.
@@ -32,7 +40,8 @@ def evaluate_shipped_model(model, classifier, heldout: HeldoutSets, num_classes:
                                      progress=progress, label="evaluate (no TTA)")
         metrics["tta_gain"] = tta_gain(tta, metrics, without)
         progress(tta_gain_line(metrics["tta_gain"]))
-    return metrics, shipped_robustness(model, heldout, batch_size, progress), heldout
+    return (metrics, shipped_robustness(model, heldout, batch_size, progress, views=views),
+            heldout)
 
 
 def known_predictions(heldout: HeldoutSets) -> dict:
@@ -48,17 +57,27 @@ def known_predictions(heldout: HeldoutSets) -> dict:
     return known
 
 
-def shipped_robustness(model, heldout: HeldoutSets, batch_size: int, progress) -> dict:
-    """The robustness report of ``model`` on the clean test images (reusing the held-out
-    sets' predictions where the images are the same), printed as a table."""
+def shipped_robustness(model, heldout: HeldoutSets, batch_size: int, progress, *,
+                       views: int = 1) -> dict:
+    """The robustness report of ``model`` (``views`` views per image) on the clean test
+    images, or a fixed random subset of :data:`ROBUSTNESS_VIEW_BUDGET` // ``views`` of
+    them, reusing the held-out sets' predictions where the images are the same; printed
+    as a table."""
 
     def predict(images):
         return model.predict(images.astype("float32"), verbose=0,
                              batch_size=batch_size).argmax(-1)
 
     started = time.perf_counter()
-    report = robustness_report(predict, heldout.clean.images, heldout.clean.labels,
-                               known=known_predictions(heldout), seed=heldout.seed,
+    n, most = len(heldout.clean), max(1, ROBUSTNESS_VIEW_BUDGET // max(1, views))
+    images, labels, known = heldout.clean.images, heldout.clean.labels, known_predictions(heldout)
+    if n > most:
+        subset = np.sort(np.random.default_rng(heldout.seed).permutation(n)[:most])
+        images, labels = images[subset], labels[subset]
+        known = {CLEAN: known[CLEAN][subset]}  # the mixed set of a subset is drawn anew
+        progress(f"robustness: on {most} of the {n} test images (a fixed random subset: "
+                 f"{views} TTA views per image)")
+    report = robustness_report(predict, images, labels, known=known, seed=heldout.seed,
                                heldout_families=heldout.families, progress=progress)
     for line in table_lines(report):
         progress(line)
