@@ -31,7 +31,12 @@ def batch():
 def test_all_three_are_registered_as_needing_keras_cv(registry):
     found = {c.name: c.metadata for c in registry.components("augmenter")
              if c.name.startswith("kerascv-")}
-    assert found == {name: {"requires": "keras-cv"} for name in KERAS_CV_AUGMENTERS}
+    assert {name: metadata["requires"] for name, metadata in found.items()} == {
+        name: "keras-cv" for name in KERAS_CV_AUGMENTERS}
+    # and the corruption families each simulates (what a build then holds out)
+    assert {name: metadata["FAMILIES"] for name, metadata in found.items()} == {
+        "kerascv-randaugment": ("color", "geometry"), "kerascv-augmix": ("color", "geometry"),
+        "kerascv-gridmask": ("microscopy",)}
 
 
 @pytest.mark.parametrize("name", KERAS_CV_AUGMENTERS)
