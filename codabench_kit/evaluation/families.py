@@ -54,10 +54,8 @@ def families_of(component, options: dict) -> tuple[str, ...] | None:
     it declares none."""
     kind_families = _declared(component, "KIND_FAMILIES")
     if kind_families is not None:
-        kinds = options.get("kinds", component.options.get("kinds", tuple(kind_families)))
-        if isinstance(kinds, str):
-            kinds = [k.strip() for k in kinds.split(",") if k.strip()]
-        used = {kind_families[k] for k in kinds if k in kind_families}
+        used = {kind_families[k] for k in _kinds(component, options, kind_families)
+                if k in kind_families}
         return tuple(family for family in FAMILIES if family in used)
     declared = _declared(component, "FAMILIES")
     return None if declared is None else tuple(f for f in FAMILIES if f in declared)
