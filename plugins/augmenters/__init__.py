@@ -33,6 +33,7 @@ sequence of batches. Outputs are clipped to 0..255.
 ``erasing``        random erasing / cutout: ``count`` random rectangles
 ``cutmix``         CutMix: a box from another image of the batch; labels mixed by its area
 ``mixup``          MixUp: a blend with another image of the batch; labels mixed alike
+``pixmix``         PixMix: blends generated fractal pictures in (additive or multiplicative)
 =================  =========================================================================
 """
 
@@ -41,9 +42,10 @@ from codabench_kit.plugins.augmenters.geometry import Color, Flips, Geometric
 from codabench_kit.plugins.augmenters.photometric import Corrupt, Noise
 from codabench_kit.plugins.augmenters.policies import AugMix, RandAugment
 from codabench_kit.plugins.augmenters.mixing import CutMix, Erasing, GridMask, MixUp
+from codabench_kit.plugins.augmenters.pixmix import PixMix
 
 AUGMENTERS = {cls.NAME: cls for cls in (Flips, AugMix, RandAugment, Geometric, Color, Noise,
-                                        Corrupt, GridMask, Erasing, CutMix, MixUp)}
+                                        Corrupt, GridMask, Erasing, CutMix, MixUp, PixMix)}
 """Built-in augmenters by registered name (``flips`` and ``augmix`` first, the defaults)."""
 
 
