@@ -31,7 +31,7 @@ def batch():
 
 def test_the_expected_augmenters_are_registered(registry):
     expected = {"randaugment", "augmix", "cutmix", "mixup", "gridmask", "erasing", "flips",
-                "geometric", "color", "noise", "corrupt",
+                "geometric", "color", "noise", "corrupt", "pixmix",
                 "kerascv-randaugment", "kerascv-augmix", "kerascv-gridmask"}
     assert expected <= set(AUGMENTERS)
     for name in AUGMENTERS:

@@ -33,7 +33,7 @@ def test_every_family_has_corruptions_and_every_corruption_one_family():
 @pytest.mark.parametrize("name, families", [
     ("flips", ("geometry",)), ("geometric", ("geometry",)), ("color", ("color",)),
     ("augmix", ("color", "geometry")), ("randaugment", ("color", "geometry")),
-    ("noise", ("noise", "blur", "digital")), ("mixup", ()), ("cutmix", ()),
+    ("noise", ("noise", "blur", "digital")), ("mixup", ()), ("cutmix", ()), ("pixmix", ()),
     ("gridmask", ("microscopy",)), ("erasing", ("microscopy",)),
     ("corrupt", ("blur", "digital", "color", "microscopy")),
     ("kerascv-augmix", ("color", "geometry")),

@@ -30,16 +30,16 @@ class PixMix(Augmenter):
     Per chosen image, ``rounds`` random in 1..``k``; each round blends a new picture in,
     additively (``a x + b p`` on [-1, 1]) or multiplicatively (``(2x)^a (2p)^b / 2`` on
     [0, 1]) with even odds. As in the paper, ``(a, b)`` is ``(Beta(beta, 1),
-    Beta(1, beta))`` or ``(1 + Beta(1, beta), -Beta(1, beta))`` with even odds: larger
-    ``beta`` blends more of the picture in. ``magnitude`` scales the picture's share:
-    ``b`` is multiplied by ``2 * magnitude`` (0.5: the paper's mixing). Pictures are in
-    colour or grey with even odds.
+    Beta(1, beta))`` or ``(1 + Beta(1, beta), -Beta(1, beta))`` with even odds: a larger
+    ``beta`` keeps more of the image (``a`` nearer 1, ``b`` nearer 0). ``magnitude``
+    scales the picture's share: ``b`` is multiplied by ``2 * magnitude`` (0.5: the
+    paper's mixing). Pictures are in colour or grey with even odds.
     """
 
     NAME = "pixmix"
     FAMILIES = ()
     DESCRIPTION = ("PixMix: blends generated fractal pictures in, k rounds at most, additive or "
-                   "multiplicative; beta sets the mixing strength.")
+                   "multiplicative; a larger beta mixes less in.")
     COMPILE = "graph"  # XLA on CPU: 25x slower (its bilinear resize)
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, k=4, beta=3.0):
