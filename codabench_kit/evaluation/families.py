@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from codabench_kit.components.selection import split_names
 from codabench_kit.errors import OptionError
 from codabench_kit.evaluation.corruptions import FAMILIES
 
@@ -138,9 +139,7 @@ def plan_holdout(selection, requested=None) -> HoldoutPlan:
 
 def _kinds(component, options, kind_families) -> list[str]:
     kinds = options.get("kinds", component.options.get("kinds", tuple(kind_families)))
-    if isinstance(kinds, str):
-        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
-    return list(kinds)
+    return split_names(kinds) if isinstance(kinds, str) else list(kinds)
 
 
 def heldout_corruptions(families) -> list[str]:
