@@ -324,3 +324,42 @@ def test_every_variant_builds_and_runs(name, variant, build):
     assert features.ndim == 2 and features.shape[0] == 2 and np.isfinite(features).all()
     del backbone
     k.backend.clear_session()
+
+
+def _exported_and_called(model, x, tmp_path):
+    from codabench_kit.packaging.export import export_savedmodel, savedmodel_probabilities
+
+    export_savedmodel(model, tmp_path / "artifact")
+    one_by_one = np.concatenate([savedmodel_probabilities(tmp_path / "artifact", x[i:i + 1])
+                                 for i in range(len(x))])
+    return (savedmodel_probabilities(tmp_path / "artifact", x), one_by_one,
+            np.asarray(model(x, training=False)))
+
+
+def test_the_export_keeps_batchnorm_after_a_resize_in_inference_mode(tmp_path):
+    """Traced without ``training``, ``keras.layers.Resizing`` leaks ``training=True`` to the
+    layers after it (keras-team/keras-hub#2776): a BatchNormalization would normalise by
+    the batch's own statistics. The export calls the model with ``training=False``."""
+    k = keras()
+    inputs = k.Input((20, 20, 3))
+    norm = k.layers.BatchNormalization()
+    model = k.Model(inputs, norm(k.layers.Resizing(28, 28)(inputs)))
+    norm.moving_mean.assign(np.full(3, 100.0, "float32"))
+    norm.moving_variance.assign(np.full(3, 400.0, "float32"))
+    x = images((20, 20, 3), n=6)
+    batched, one_by_one, called = _exported_and_called(model, x, tmp_path)
+    np.testing.assert_allclose(batched, called, atol=1e-4)
+    np.testing.assert_allclose(one_by_one, called, atol=1e-4)
+
+
+def test_a_backbone_resized_inside_the_graph_exports_what_it_computes(tmp_path, build):
+    """``size`` puts a Resizing before MobileNetV2's BatchNormalizations: the exported
+    classifier gives the Keras model's probabilities, whatever the batch."""
+    from codabench_kit.training.model import assemble_classifier
+
+    shape = tiny_shape("mobilenet")
+    classifier = assemble_classifier(build("mobilenet", shape, size=shape[0] + 16), NUM_CLASSES)
+    assert any(type(layer).__name__ == "Resizing" for layer in all_layers(classifier))
+    batched, one_by_one, called = _exported_and_called(classifier, images(shape, n=4), tmp_path)
+    np.testing.assert_allclose(batched, called, atol=1e-4)
+    np.testing.assert_allclose(one_by_one, called, atol=1e-4)

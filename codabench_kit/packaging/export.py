@@ -38,14 +38,25 @@ def require_tensorflow(run_path: Path | None = None, out_path: Path | None = Non
 
 def export_savedmodel(model, directory: Path) -> None:
     """What ``model.export(directory, format="tf_saved_model")`` writes (a ``serve``
-    endpoint on ``model.__call__``), with deterministic bytes (see the module's
-    docstring). ``model`` is a single-input functional model."""
+    endpoint), with deterministic bytes (see the module's docstring) and every layer in
+    inference mode. ``model`` is a single-input functional model.
+
+    ``serve`` calls ``model(x, training=False)``, not ``model.__call__`` as
+    ``model.export()`` does: traced without ``training``, a ``keras.layers.Resizing``
+    (a backbone's ``size``) leaks ``training=True`` into the call context, so every
+    BatchNormalization after it would normalise with the batch's statistics and update
+    its moving averages on each call (keras-team/keras-hub#2776, keras-team/keras#23166).
+    """
     from codabench_kit.backend import import_keras
 
     keras = import_keras()
     archive = keras.export.ExportArchive()
     archive.track(model)
-    serve = archive.add_endpoint("serve", model.__call__, input_signature=[
+
+    def inference(images):
+        return model(images, training=False)
+
+    serve = archive.add_endpoint("serve", inference, input_signature=[
         keras.InputSpec(dtype=x.dtype, shape=(None, *x.shape[1:]), name=x.name)
         for x in model.inputs])
     order_variables(serve.get_concrete_function(), model)
