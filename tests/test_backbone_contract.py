@@ -327,12 +327,17 @@ def test_every_variant_builds_and_runs(name, variant, build):
 
 
 def _exported_and_called(model, x, tmp_path):
-    from codabench_kit.packaging.export import export_savedmodel, savedmodel_probabilities
+    """The exported SavedModel's outputs on ``x`` in one batch and one image at a time,
+    and the Keras model's."""
+    import tensorflow as tf
+
+    from codabench_kit.packaging.export import export_savedmodel
 
     export_savedmodel(model, tmp_path / "artifact")
-    one_by_one = np.concatenate([savedmodel_probabilities(tmp_path / "artifact", x[i:i + 1])
+    loaded = tf.saved_model.load(str(tmp_path / "artifact"))
+    one_by_one = np.concatenate([np.asarray(loaded.serve(tf.constant(x[i:i + 1])))
                                  for i in range(len(x))])
-    return (savedmodel_probabilities(tmp_path / "artifact", x), one_by_one,
+    return (np.asarray(loaded.serve(tf.constant(x))), one_by_one,
             np.asarray(model(x, training=False)))
 
 

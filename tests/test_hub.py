@@ -278,12 +278,15 @@ def test_a_weights_file_loads_into_the_offline_architecture(build, keras_hub, tm
 @pytest.mark.slow
 def test_build_trains_exports_and_validates_a_hub_submission(tmp_path, keras_hub):
     """cbk build from scratch (weights none) on the smallest preset: the zip's SavedModel
-    needs neither keras_hub nor cbk, and cbk validate accepts it."""
+    needs neither keras_hub nor cbk, and cbk validate accepts it. Without TTA: the
+    default's 8 views would make the build's robustness report most of this test's time,
+    and TTA is tested on its own (test_tta.py)."""
     from codabench_kit.cli import cli
 
     out = tmp_path / "hub.zip"
     result = CliRunner().invoke(cli, [
-        "build", "--plugins", "hub", "--set", f"hub.preset={SMALL}", "--weights", "none", "--epochs", "1", "--head-epochs", "0", "--demo-size", "10",
+        "build", "--plugins", "hub,no-tta", "--set", f"hub.preset={SMALL}", "--weights", "none",
+        "--epochs", "1", "--head-epochs", "0", "--demo-size", "10",
         "--seed", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output + str(result.exception)
     assert result.stdout.strip().splitlines()[-1] == str(out)
