@@ -279,8 +279,8 @@ def test_a_weights_file_loads_into_the_offline_architecture(build, keras_hub, tm
 def test_build_trains_exports_and_validates_a_hub_submission(tmp_path, keras_hub):
     """cbk build from scratch (weights none) on the smallest preset: the zip's SavedModel
     needs neither keras_hub nor cbk, and cbk validate accepts it. Without TTA: the
-    default's 8 views would make the build's robustness report most of this test's time,
-    and TTA is tested on its own (test_tta.py)."""
+    default's 8 views multiply the cost of the build's robustness report, and TTA is
+    tested on its own (test_tta.py)."""
     from codabench_kit.cli import cli
 
     out = tmp_path / "hub.zip"
