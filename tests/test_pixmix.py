@@ -63,10 +63,10 @@ def test_magnitude_scales_the_pictures_share(build):
 
 
 @pytest.mark.parametrize("option, value, expected", [
-    ("k", 0, "pixmix.k: expected an integer >= 1, got 0"),
-    ("k", 2.5, "pixmix.k: expected an integer >= 1, got 2.5"),
-    ("beta", 0, "pixmix.beta: expected a number > 0, got 0"),
-    ("beta", "3", "pixmix.beta: expected a number > 0, got '3'"),
+    ("k", 0, "pixmix.k expects an integer >= 1; received 0"),
+    ("k", 2.5, "pixmix.k expects an integer >= 1; received 2.5"),
+    ("beta", 0, "pixmix.beta expects a number > 0; received 0"),
+    ("beta", "3", "pixmix.beta expects a number > 0; received '3'"),
 ])
 def test_bad_options_say_what_was_expected(build, option, value, expected):
     with pytest.raises(OptionError) as error:

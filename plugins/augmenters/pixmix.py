@@ -19,7 +19,7 @@ smooth picture also changes the brightness across the image.
 
 from __future__ import annotations
 
-from codabench_kit.api import Augmenter, OptionError
+from codabench_kit.api import Augmenter, OptionError, check_int
 from codabench_kit.training.augmenter import per_image
 
 OCTAVES = (4, 8, 16, 32)
@@ -46,11 +46,10 @@ class PixMix(Augmenter):
 
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, k=4, beta=3.0):
         super().__init__(seed, probability, magnitude)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise OptionError(f"{self.NAME}.k: expected an integer >= 1, got {k!r}")
+        self.k = check_int(self.NAME, "k", k, low=1)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta <= 0:
-            raise OptionError(f"{self.NAME}.beta: expected a number > 0, got {beta!r}")
-        self.k, self.beta = k, float(beta)
+            raise OptionError(f"{self.NAME}.beta expects a number > 0; received {beta!r}")
+        self.beta = float(beta)
 
     def pictures(self, batch, height, width):
         """(B, H, W, 3) fractal pictures in [0, 1], one per image."""
