@@ -15,7 +15,7 @@ module too, exactly as a third-party plugin would.
 
 from codabench_kit import hookimpl
 from codabench_kit.cleaning.run import CleanResult
-from codabench_kit.components.checks import check_choice, check_int, check_unit
+from codabench_kit.components.checks import check_choice, check_int, check_positive, check_unit
 from codabench_kit.components.plugin_manager import get_plugin_manager
 from codabench_kit.components.registry import Component, Register, Registry
 from codabench_kit.data.dataset import Dataset
@@ -33,6 +33,7 @@ def get_registry() -> Registry:
 __all__ = [
     "Augmenter", "BuildError", "CbkError", "CleanResult", "Component", "DataError",
     "Dataset", "OptionError", "PluginError", "Register", "Registry",
-    "UnknownComponentError", "check_choice", "check_int", "check_unit", "get_plugin_manager",
+    "UnknownComponentError", "check_choice", "check_int", "check_positive", "check_unit",
+    "get_plugin_manager",
     "get_registry", "hookimpl",
 ]

@@ -16,7 +16,8 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 
 def test_the_api_exports_what_a_plugin_needs():
     for name in ("hookimpl", "Augmenter", "CleanResult", "OptionError", "BuildError",
-                 "check_choice", "check_unit", "check_int", "Register", "get_registry"):
+                 "check_choice", "check_unit", "check_positive", "check_int", "Register",
+                 "get_registry"):
         assert name in api.__all__ and hasattr(api, name), name
 
 

@@ -32,6 +32,13 @@ def check_unit(component: str, key: str, value: Any) -> float:
     return float(value)
 
 
+def check_positive(component: str, key: str, value: Any) -> float:
+    """``value`` as a float if it is a number > 0 (not a bool or a string)."""
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not value > 0:
+        raise OptionError(f"{component}.{key} expects a number > 0; received {value!r}")
+    return float(value)
+
+
 def check_int(component: str, key: str, value: Any, *, low: int) -> int:
     """``value`` as an int if it is an integer >= ``low`` (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:

@@ -19,7 +19,7 @@ smooth picture also changes the brightness across the image.
 
 from __future__ import annotations
 
-from codabench_kit.api import Augmenter, OptionError, check_int
+from codabench_kit.api import Augmenter, check_int, check_positive
 from codabench_kit.training.augmenter import per_image
 
 OCTAVES = (4, 8, 16, 32)
@@ -47,9 +47,7 @@ class PixMix(Augmenter):
     def __init__(self, seed=0, probability=0.5, magnitude=0.5, k=4, beta=3.0):
         super().__init__(seed, probability, magnitude)
         self.k = check_int(self.NAME, "k", k, low=1)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta <= 0:
-            raise OptionError(f"{self.NAME}.beta expects a number > 0; received {beta!r}")
-        self.beta = float(beta)
+        self.beta = check_positive(self.NAME, "beta", beta)
 
     def pictures(self, batch, height, width):
         """(B, H, W, 3) fractal pictures in [0, 1], one per image."""
