@@ -64,6 +64,29 @@ def test_third_party_plugin_found_through_entry_point(install_plugin):
                       "hooks": ["register_augmenters"], "components": ["invert"]}
 
 
+def test_a_third_party_backbone_recommends_its_recipe(install_plugin, tmp_path):
+    """``register(..., recipe=...)``: listed by ``cbk plugins``, applied by a build under
+    its ``--set``."""
+    from codabench_kit.build.config import BuildConfig
+    from codabench_kit.build.inputs import check_inputs
+
+    install_plugin("cbk_calm", """
+        from codabench_kit import hookimpl
+
+        @hookimpl
+        def register_backbones(register):
+            register("calm", lambda input_shape, weights=None: None, description="Calm.",
+                     recipe={"train": {"label_smoothing": 0.0, "ema": True}})
+    """)
+    result = CliRunner().invoke(cli, ["plugins", "--kind", "backbone"])
+    assert result.exit_code == 0, result.output
+    assert "recommends: train.label_smoothing=0.0, train.ema=True" in result.stdout
+    config = BuildConfig(plugins=["calm"], settings={"train": {"ema": "false"}},
+                         out=str(tmp_path / "calm.zip"), demo_per_class=3)
+    recipe = check_inputs(config, fresh_registry()).recipe
+    assert recipe.train["label_smoothing"] == 0.0 and recipe.train["ema"] is False
+
+
 def test_unknown_name_suggests_close_match(registry):
     with pytest.raises(UnknownComponentError) as info:
         registry.get("efnet")

@@ -1,9 +1,12 @@
 """The training recipe: head and training options, how they are set, and what they build."""
 
+import re
+
 import numpy as np
 import pytest
 
-from codabench_kit.errors import OptionError
+from codabench_kit.components.registry import Component
+from codabench_kit.errors import OptionError, PluginError
 from codabench_kit.training.recipe import HEAD_OPTIONS, TRAIN_OPTIONS, Recipe, split_recipe_settings
 
 
@@ -17,6 +20,36 @@ def test_defaults_then_file_then_command_line():
     assert recipe.dense_widths() == [256, 64]
     assert recipe.train["learning_rate"] == TRAIN_OPTIONS["learning_rate"]
     assert Recipe.from_dict(recipe.to_dict()) == recipe
+
+
+def _backbone(recipe):
+    return Component(name="net", kind="backbone", factory=dict, provider="acme",
+                     metadata={"recipe": recipe})
+
+
+def test_a_backbone_recommendation_sits_between_the_defaults_and_the_file():
+    backbone = _backbone({"train": {"ema": True, "label_smoothing": 0.0},
+                          "head": {"dropout": 0.3}})
+    recommended = Recipe.from_settings(backbone=backbone)
+    assert recommended.train["ema"] is True and recommended.head["dropout"] == 0.3
+    assert recommended.train["label_smoothing"] == 0.0
+    assert recommended.train["optimizer"] == TRAIN_OPTIONS["optimizer"]
+    overridden = Recipe.from_settings({"train": {"ema": "false"}},
+                                      {"head": {"dropout": "0.1"}}, backbone=backbone)
+    assert overridden.train["ema"] is False and overridden.head["dropout"] == 0.1
+    assert overridden.train["label_smoothing"] == 0.0  # still the backbone's
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"optimizer": "lion"}, "expected a dict of sections"),
+    ({"trian": {"ema": True}}, "expected a dict of sections"),
+    ({"train": {"ema": "maybe"}}, "train.ema expects a bool"),
+    ({"train": {"learning_rate": -1.0}}, "train.learning_rate must be > 0"),
+])
+def test_a_bad_recommendation_is_the_plugins_fault(recipe, message):
+    with pytest.raises(PluginError, match=r"backbone 'net' \(plugin 'acme'\) registered "
+                                          r"recipe=.*" + re.escape(message)):
+        Recipe.from_settings(backbone=_backbone(recipe))
 
 
 def test_component_and_recipe_settings_are_split():

@@ -51,7 +51,8 @@ def check_inputs(config: BuildConfig, registry) -> BuildInputs:
     file_settings, recipe_file_settings = split_recipe_settings(config.file_settings)
     selection = select(registry, config.plugins, settings, file_settings)
     holdout = plan_holdout(selection, config.holdout_families)
-    recipe = Recipe.from_settings(recipe_settings, recipe_file_settings)
+    recipe = Recipe.from_settings(recipe_settings, recipe_file_settings,
+                                  backbone=selection.one("backbone"))
     weights = _check_weights(config, selection.one("backbone"))
     _check_numbers(config)
     paths = _check_paths(config, selection.one("backbone").name)

@@ -71,6 +71,9 @@ def starter_config(command: click.Command, registry) -> str:
     recipe = Recipe.from_settings({}).to_dict()
     for section in ("head", "train"):
         lines += ["", f"[{section}]"]
+        if section == "train":
+            lines.append("# A backbone may recommend other values (`cbk plugins` lists them "
+                         "as recommends:); this table and --set win over them.")
         lines += [f"# {key} = {_toml(value)}" for key, value in recipe[section].items()]
     for kind in ("backbone", "cleaner", "augmenter", "tta"):
         for name in DEFAULTS[kind]:

@@ -65,8 +65,11 @@ def register_backbones(register: Register) -> None:
     Called once when the registry is collected.
 
     :param register: callback ``register(name, factory, description=, options=,
-        pretrained=bool)``. ``pretrained=True`` means the backbone accepts
-        ``weights="imagenet"`` or a weights-file path.
+        pretrained=bool, recipe=dict)``. ``pretrained=True`` means the backbone accepts
+        ``weights="imagenet"`` or a weights-file path. ``recipe`` (optional) recommends
+        training-recipe values for builds with this backbone, e.g.
+        ``{"train": {"ema": True}}``: they override the recipe's defaults, and cbk.toml
+        and ``--set`` override them (:mod:`codabench_kit.training.recipe`).
 
     The factory is called as ``factory(input_shape=(H, W, 3), weights=None|"imagenet"|path,
     **options)`` and returns a ``keras.Model`` that maps float32 images in 0..255 to a

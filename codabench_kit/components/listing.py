@@ -25,8 +25,8 @@ def get_plugins(pm, registry, kind: str | None = None) -> dict[str, Any]:
 
 
 def component_lines(registry, kind: str | None = None) -> list[str]:
-    """One line per component (kind, name, provider, default mark, description) and one
-    for its options."""
+    """One line per component (kind, name, provider, default mark, description), one for
+    its options and one for the training recipe it recommends, if any."""
     lines = []
     for component in registry.components(kind):
         default = " (default)" if component.name in DEFAULTS[component.kind] else ""
@@ -35,6 +35,11 @@ def component_lines(registry, kind: str | None = None) -> list[str]:
         options = ", ".join(f"{k}={v!r}" for k, v in component.options.items())
         if options:
             lines.append(f"{'':<24}options: {options}")
+        recommended = ", ".join(f"{section}.{k}={v!r}" for section, values in
+                                (component.metadata.get("recipe") or {}).items()
+                                for k, v in values.items())
+        if recommended:
+            lines.append(f"{'':<24}recommends: {recommended}")
     return lines
 
 

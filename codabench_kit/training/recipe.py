@@ -13,7 +13,10 @@ Set like a component's options, under two reserved names, on the command line or
     norm = "layer"
 
 The defaults are the recipe ``cbk build`` ships with (AdamW, cosine decay, label
-smoothing 0.1; see ``TRAIN_OPTIONS``); each option's default fixes its type.
+smoothing 0.1; see ``TRAIN_OPTIONS``); each option's default fixes its type. A backbone
+may recommend its own values (``register(..., recipe={"train": {"ema": True}})``, like
+timm's per-model ``pretrained_cfg``): they sit between the defaults and cbk.toml, so the
+file and ``--set`` still win.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from codabench_kit.errors import OptionError
+from codabench_kit.errors import OptionError, PluginError
 from codabench_kit.components.checks import check_choice
 from codabench_kit.components.selection import coerce
 from codabench_kit.components.registry import Component
@@ -82,12 +85,13 @@ class Recipe:
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_OPTIONS))
 
     @classmethod
-    def from_settings(cls, settings=None, file_settings=None) -> "Recipe":
+    def from_settings(cls, settings=None, file_settings=None, backbone=None) -> "Recipe":
         """The recipe from ``--set`` values (``settings``) over cbk.toml's tables
-        (``file_settings``) over the defaults; only the ``head`` and ``train`` entries
-        are read. Bad keys and values raise :class:`OptionError` before any work."""
+        (``file_settings``) over what the ``backbone`` component recommends
+        (:func:`recommended_by`) over the defaults; only the ``head`` and ``train``
+        entries are read. Bad keys and values raise :class:`OptionError` before any work."""
         values = {name: dict(options) for name, options in SECTIONS.items()}
-        for source in (file_settings or {}), (settings or {}):
+        for source in recommended_by(backbone), (file_settings or {}), (settings or {}):
             for name in SECTIONS:
                 for key, value in (source.get(name) or {}).items():
                     values[name][key] = coerce(_PSEUDO[name], key, value)
@@ -138,6 +142,25 @@ class Recipe:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {"head": dict(self.head), "train": dict(self.train)}
+
+
+def recommended_by(backbone: Component | None) -> dict[str, dict[str, Any]]:
+    """The recipe values a backbone component recommends (its ``recipe`` metadata), checked:
+    a bad entry is the plugin's fault, so it raises :class:`PluginError` naming it."""
+    recommended = (backbone.metadata.get("recipe") if backbone is not None else None) or {}
+    if not recommended:
+        return {}
+    where = f"backbone {backbone.name!r} (plugin {backbone.provider!r}) registered recipe="
+    if not isinstance(recommended, dict) or not all(
+            name in SECTIONS and isinstance(options, dict)
+            for name, options in recommended.items()):
+        raise PluginError(f"{where}{recommended!r}; expected a dict of sections "
+                          f"({', '.join(SECTIONS)}) each mapping options to values")
+    try:
+        Recipe.from_settings(recommended)
+    except OptionError as exc:
+        raise PluginError(f"{where}{recommended!r}: {exc}") from None
+    return recommended
 
 
 def split_recipe_settings(settings: dict | None) -> tuple[dict, dict]:
