@@ -43,7 +43,7 @@ def test_command_line_wins_over_config_file(registry, tmp_path):
     assert parsed["plugins"] == ["mobilenet"]
     selection = select(registry, parsed["plugins"], parse_set(["mobilenet.variant=v3large"]),
                        parsed["options"])
-    assert selection.options_for("mobilenet") == {"variant": "v3large", "alpha": 0.75, "size": 0}
+    assert selection.options_for("mobilenet") == {"variant": "v3large", "alpha": 0.75, "size": 128}
 
 
 @pytest.mark.parametrize("assignment", ["effnet", "effnet=s", "variant=s", ".variant=s"])

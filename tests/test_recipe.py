@@ -40,6 +40,13 @@ def test_a_backbone_recommendation_sits_between_the_defaults_and_the_file():
     assert overridden.train["label_smoothing"] == 0.0  # still the backbone's
 
 
+def test_mobilenet_recommends_ema_and_a_128_pixel_input(registry):
+    mobilenet = registry.get("mobilenet", "backbone")
+    assert mobilenet.options["size"] == 128
+    assert Recipe.from_settings(backbone=mobilenet).train["ema"] is True
+    assert Recipe.from_settings(backbone=registry.get("cnn", "backbone")) == Recipe()
+
+
 @pytest.mark.parametrize("recipe, message", [
     ({"optimizer": "lion"}, "expected a dict of sections"),
     ({"trian": {"ema": True}}, "expected a dict of sections"),
