@@ -18,9 +18,9 @@ Input size: every family but ``cnn`` has a ``size`` option: 0 keeps the images' 
 ``Resizing(size, size)`` inside the graph resizes them first. ``convnext`` defaults to
 224 (the first-place team resized 96 -> 224), ``mobilenet`` to 128 (with EMA, which it
 recommends to the training recipe, it lifted accuracy on a corruption family no
-augmenter simulates beyond seed noise: README, "The default recipe, measured"), the
-others to 0. Images smaller than a
-family's minimum (75 for InceptionV3, 32 for the others) are a :class:`BuildError`.
+augmenter simulates beyond seed noise: README, "Robustness to corruptions it never
+trained on"), the others to 0. Images smaller than a family's minimum (75 for
+InceptionV3, 32 for the others) are a :class:`BuildError`.
 
 The graph never depends on ``weights``: packaging rebuilds the classifier with
 ``weights=None`` and loads the trained weights into it, so both graphs must be the same.

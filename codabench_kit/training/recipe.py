@@ -16,8 +16,8 @@ The defaults are the recipe ``cbk build`` ships with (AdamW, cosine decay, label
 smoothing 0.1; see ``TRAIN_OPTIONS``); each option's default fixes its type. A backbone
 may recommend its own values (``register(..., recipe={"train": {"ema": True}})``, like
 timm's per-model ``pretrained_cfg``): they sit between the defaults and cbk.toml, so the
-file and ``--set`` still win. ``mobilenet`` recommends EMA (README, "The default recipe,
-measured").
+file and ``--set`` still win. ``mobilenet`` recommends EMA (README, "Robustness to
+corruptions it never trained on").
 """
 
 from __future__ import annotations
