@@ -48,7 +48,7 @@ def test_default_augmentation_keeps_training_speed(benchmark):
     data = demo_dataset(seed=0, per_class=100)
     mobilenet = registry.get("mobilenet")
     backbone_size = mobilenet.options["size"]
-    backbone = mobilenet.create(input_shape=(96, 96, 3), weights=None, **mobilenet.options)
+    backbone = mobilenet.create(input_shape=(96, 96, 3), weights=None)  # its default options
     classifier = assemble_classifier(backbone, 8)
     classifier.compile(optimizer="adam", loss="categorical_crossentropy")
     augmenters = [registry.get(name).create(seed=i)

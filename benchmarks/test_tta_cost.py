@@ -52,7 +52,7 @@ def test_d4_tta_costs_at_most_its_views(benchmark):
     registry = Registry.from_plugin_manager(get_plugin_manager())
     mobilenet = registry.get("mobilenet")
     backbone_size = mobilenet.options["size"]
-    backbone = mobilenet.create(input_shape=(96, 96, 3), weights=None, **mobilenet.options)
+    backbone = mobilenet.create(input_shape=(96, 96, 3), weights=None)  # its default options
     classifier = assemble_classifier(backbone, 8)
     models = {name: inference_model(classifier, registry.get(name).create(
         **registry.get(name).options)) for name in ("no-tta", "d4-tta")}

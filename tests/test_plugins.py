@@ -87,6 +87,21 @@ def test_a_third_party_backbone_recommends_its_recipe(install_plugin, tmp_path):
     assert recipe.train["label_smoothing"] == 0.0 and recipe.train["ema"] is False
 
 
+def test_a_bad_recipe_recommendation_is_listed_with_its_error(install_plugin):
+    install_plugin("cbk_odd", """
+        from codabench_kit import hookimpl
+
+        @hookimpl
+        def register_backbones(register):
+            register("odd", lambda input_shape, weights=None: None, recipe={"optimizer": "lion"})
+    """)
+    result = CliRunner().invoke(cli, ["plugins", "--kind", "backbone"])
+    assert result.exit_code == 0, result.output
+    assert ("recommends: (invalid: backbone 'odd' (plugin 'cbk_odd') registered recipe="
+            "{'optimizer': 'lion'}; expected a dict of sections") in result.stdout
+    assert "mobilenet" in result.stdout
+
+
 def test_unknown_name_suggests_close_match(registry):
     with pytest.raises(UnknownComponentError) as info:
         registry.get("efnet")

@@ -35,12 +35,24 @@ def component_lines(registry, kind: str | None = None) -> list[str]:
         options = ", ".join(f"{k}={v!r}" for k, v in component.options.items())
         if options:
             lines.append(f"{'':<24}options: {options}")
-        recommended = ", ".join(f"{section}.{k}={v!r}" for section, values in
-                                (component.metadata.get("recipe") or {}).items()
-                                for k, v in values.items())
+        recommended = _recommended_recipe(component)
         if recommended:
             lines.append(f"{'':<24}recommends: {recommended}")
     return lines
+
+
+def _recommended_recipe(component) -> str:
+    """``train.ema=True, ...`` for a backbone's recommended recipe, checked as a build
+    checks it; a bad one is listed with its error instead of stopping the listing."""
+    from codabench_kit.errors import PluginError
+    from codabench_kit.training.recipe import recommended_by
+
+    try:
+        recommended = recommended_by(component)
+    except PluginError as exc:
+        return f"(invalid: {exc})"
+    return ", ".join(f"{section}.{key}={value!r}" for section, values in recommended.items()
+                     for key, value in values.items())
 
 
 def failure_lines(pm) -> list[str]:
